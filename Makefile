@@ -1,0 +1,40 @@
+# Two entry points (see README.md):
+#   make demo   set everything up, then convert the bundled sample clip with the default model
+#   make test   set everything up, then run the whole test suite
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.didtv-installed
+# torch 2.13.0 (CPU) lies on disk on our machines; pip takes it from there. Elsewhere it comes
+# from PyPI. Installing it first keeps pip from resolving a multi-GB CUDA build for the range.
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test system venv clean
+
+system:
+	@missing=""; \
+	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
+	command -v mkvmerge >/dev/null && command -v mkvpropedit >/dev/null || missing="$$missing mkvtoolnix"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(STAMP)
+
+venv: system $(STAMP)
+
+demo: venv
+	$(BIN)/didtv demo
+
+test: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) build *.egg-info

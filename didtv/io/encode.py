@@ -1,0 +1,236 @@
+"""Encoding: float PQ BT.2020 R'G'B' frames -> HEVC Main10 with HDR10 metadata, in MKV or MP4.
+
+Three steps, each a separate, checkable process:
+
+1. ``ffmpeg``: frames arrive as planar float RGB (``gbrpf32le``) on stdin; zscale converts them
+   to 10-bit 4:2:0 BT.2020nc limited range with the matrix stated explicitly (FFmpeg's default
+   path would use BT.601 while tagging BT.2020); ``setparams`` and the output flags tag
+   bt2020 / smpte2084 / bt2020nc / tv; x265 writes the mastering display SEI. Audio, subtitles,
+   attachments, chapters and metadata are mapped from the source into a Matroska file.
+2. ``mkvpropedit``: the container's MasteringMetadata and MaxCLL / MaxFALL, measured from the
+   frames written (no FFmpeg version writes them, see ../shared/RESEARCH.md).
+3. For ``.mp4``: ``ffmpeg -c copy`` remux with ``-tag:v hvc1``, converting what MP4 cannot hold
+   (text subtitles to mov_text, PCM audio to ALAC); it carries mdcv/clli over from the MKV.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from didtv.color.hdr10 import ContentLightLevel, LightLevelMeter, MasteringDisplay
+from didtv.errors import FFmpegError, OutputError
+from didtv.io.ffmpeg import FFMPEG_FLAGS, Child, last_line, run, spawn, tool_path
+from didtv.io.probe import VideoInfo
+
+CONTAINERS = (".mkv", ".mp4")
+X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
+COLOUR_TAGS = ["-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc",
+               "-color_range", "tv"]
+
+# What MP4 takes as it is; other audio is converted (see _mp4_stream_args).
+MP4_AUDIO_COPY = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "mp2", "dts"}
+MP4_AUDIO_EXPERIMENTAL = {"flac", "truehd"}  # allowed with -strict -2
+TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """x265 settings. ``crf`` is ignored when ``lossless``."""
+
+    crf: float = 18.0
+    preset: str = "medium"
+    lossless: bool = False
+    mastering: MasteringDisplay = field(default_factory=MasteringDisplay.named)
+    x265_params: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.preset not in X265_PRESETS:
+            raise ValueError(f"unknown x265 preset {self.preset!r}; allowed: {', '.join(X265_PRESETS)}")
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"crf must be between 0 and 51, got {self.crf}")
+
+    def x265_param_string(self) -> str:
+        params = [
+            "hdr10=1", "hdr10-opt=0", "repeat-headers=1", "colorprim=bt2020", "transfer=smpte2084",
+            "colormatrix=bt2020nc", "range=limited", "chromaloc=0",
+            f"master-display={self.mastering.x265()}", "log-level=error",
+        ]
+        if self.lossless:
+            params.append("lossless=1")
+        params.extend(self.x265_params)
+        return ":".join(params)
+
+
+def _fps_arg(fps: Fraction) -> str:
+    return f"{fps.numerator}/{fps.denominator}"
+
+
+def encode_argv(dst: Path, *, width: int, height: int, fps: Fraction, settings: EncodeSettings,
+                source: VideoInfo | None) -> list[str]:
+    """ffmpeg argv: raw ``gbrpf32le`` frames on stdin (+ the source for its other streams) -> MKV."""
+    argv = [tool_path("ffmpeg"), *FFMPEG_FLAGS, "-y",
+            "-f", "rawvideo", "-pix_fmt", "gbrpf32le", "-s", f"{width}x{height}",
+            "-framerate", _fps_arg(fps), "-i", "pipe:0"]
+    if source is not None:
+        argv += ["-i", source.path]
+    argv += ["-map", "0:v:0"]
+    if source is not None:
+        argv += ["-map", "1:a?", "-map", "1:s?", "-map", "1:t?",
+                 "-map_metadata", "1", "-map_chapters", "1", "-c:a", "copy", "-c:s", "copy", "-c:t", "copy"]
+        for k, sub in enumerate(source.subtitles):
+            if sub.codec == "mov_text":  # MP4's text format is not allowed in Matroska
+                argv += [f"-c:s:{k}", "srt"]
+    argv += [
+        "-vf", ("zscale=rin=full:m=2020_ncl:r=limited:c=left,format=yuv420p10le,"
+                "setparams=color_primaries=bt2020:color_trc=smpte2084:colorspace=bt2020nc:range=tv"),
+        "-c:v", "libx265", "-preset", settings.preset,
+    ]
+    if not settings.lossless:
+        argv += ["-crf", f"{settings.crf:g}"]
+    argv += ["-x265-params", settings.x265_param_string(), *COLOUR_TAGS,
+             "-metadata:s:v:0", "title=", "-f", "matroska", str(dst)]
+    return argv
+
+
+class HDR10Writer:
+    """Streams frames into x265.
+
+    ``write(frame)`` takes PQ BT.2020 R'G'B' ``(3, h, w)`` float32 (values outside [0, 1] are
+    clipped). ``close()`` finishes the stream into ``mkv_path``; ``abort()`` kills the encoder
+    (the caller deletes the file). Content light levels are measured afterwards from the file
+    itself (:func:`measure_written`).
+    """
+
+    def __init__(self, mkv_path: Path, *, width: int, height: int, fps: Fraction,
+                 settings: EncodeSettings, source: VideoInfo | None) -> None:
+        if width % 2 or height % 2:
+            raise OutputError(f"4:2:0 output needs even width and height, got {width}x{height}")
+        self.path = Path(mkv_path)
+        self.width, self.height = width, height
+        self.frames_written = 0
+        self._argv = encode_argv(self.path, width=width, height=height, fps=fps, settings=settings,
+                                 source=source)
+        self._child: Child = spawn(self._argv, stdin=subprocess.PIPE)
+        self._planes = np.empty((3, height, width), dtype="<f4")
+
+    @property
+    def argv(self) -> list[str]:
+        return list(self._argv)
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape != (3, self.height, self.width):
+            raise ValueError(f"frame shape {frame.shape} != (3, {self.height}, {self.width})")
+        planes = self._planes
+        np.clip(frame[1], 0.0, 1.0, out=planes[0])  # G
+        np.clip(frame[2], 0.0, 1.0, out=planes[1])  # B
+        np.clip(frame[0], 0.0, 1.0, out=planes[2])  # R
+        try:
+            self._child.proc.stdin.write(planes.tobytes())
+        except (BrokenPipeError, OSError) as exc:
+            self._child.proc.wait()
+            raise FFmpegError(f"encoder stopped at frame {self.frames_written}: "
+                              f"{last_line(self._child.stderr.text())}") from exc
+        self.frames_written += 1
+
+    def close(self) -> None:
+        try:
+            self._child.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        self._child.wait("encoding (x265)")
+
+    def abort(self) -> None:
+        try:
+            self._child.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        self._child.kill()
+
+
+def measure_written(path: Path) -> tuple[ContentLightLevel, int]:
+    """Decode the encoded file and measure MaxCLL / MaxFALL of what a decoder shows.
+
+    The light levels describe the frames actually written: 10-bit quantised, 4:2:0 subsampled
+    and (unless lossless) compressed, decoded back to R'G'B' with zscale. Chroma upsampling at
+    sharp saturated edges makes max(R, G, B) overshoot the pre-encode frames (measured: 1278 vs
+    1005 cd/m2 on colour patches), which is why the frames fed to x265 are not measured instead.
+    Also returns the number of frames decoded, so the caller can check nothing was lost.
+    """
+    from didtv.io.decode import FrameReader
+    from didtv.io.probe import probe
+
+    meter = LightLevelMeter(quantise=False)
+    with FrameReader(probe(path)) as reader:
+        for frame in reader:
+            meter.update(frame)
+    return meter.result(), meter.frames
+
+
+def write_container_hdr10(mkv_path: Path, mastering: MasteringDisplay, light: ContentLightLevel) -> None:
+    """Put MasteringMetadata and MaxCLL / MaxFALL into the MKV's first video track, in place."""
+    argv = [tool_path("mkvpropedit"), "--quiet", str(mkv_path), "--edit", "track:v1",
+            *mastering.mkvpropedit_args(),
+            "--set", f"max-content-light={light.max_cll}", "--set", f"max-frame-light={light.max_fall}"]
+    run(argv, "mkvpropedit (HDR10 container metadata)")
+
+
+def _mp4_stream_args(source: VideoInfo | None) -> tuple[list[str], list[str]]:
+    """Per-stream ffmpeg options for the MKV -> MP4 remux, and warnings for dropped streams.
+
+    Streams in the intermediate MKV are: video 0, then the source's audio, subtitles,
+    attachments, in that order (the encode maps them so).
+    """
+    args: list[str] = ["-map", "0:v:0"]
+    warnings: list[str] = []
+    if source is None:
+        return args, warnings
+    strict = False
+    for k, a in enumerate(source.audio):
+        args += ["-map", f"0:a:{k}"]
+        if a.codec in MP4_AUDIO_COPY:
+            args += [f"-c:a:{k}", "copy"]
+        elif a.codec in MP4_AUDIO_EXPERIMENTAL:
+            args += [f"-c:a:{k}", "copy"]
+            strict = True
+        elif a.codec.startswith("pcm_"):
+            args += [f"-c:a:{k}", "alac"]
+            warnings.append(f"audio stream {a.index} ({a.codec}) converted to ALAC (lossless) for MP4")
+        else:
+            args += [f"-c:a:{k}", "aac", f"-b:a:{k}", "256k"]
+            warnings.append(f"audio stream {a.index} ({a.codec}) converted to AAC 256k: MP4 cannot hold it")
+    out_k = 0
+    for k, s in enumerate(source.subtitles):
+        if s.codec in TEXT_SUBTITLES:
+            args += ["-map", f"0:s:{k}", f"-c:s:{out_k}", "mov_text"]
+            out_k += 1
+        else:
+            warnings.append(f"subtitle stream {s.index} ({s.codec}) dropped: MP4 cannot hold bitmap subtitles")
+    if source.other:
+        warnings.append("attachments and data streams dropped: MP4 cannot hold them")
+    if strict:
+        args += ["-strict", "-2"]
+    return args, warnings
+
+
+def remux_mp4(mkv_path: Path, mp4_path: Path, source: VideoInfo | None) -> list[str]:
+    """MKV -> MP4 (hvc1), stream copy where MP4 allows; returns warnings for what changed."""
+    stream_args, warnings = _mp4_stream_args(source)
+    argv = [tool_path("ffmpeg"), *FFMPEG_FLAGS, "-y", "-i", str(mkv_path), *stream_args,
+            "-map_metadata", "0", "-map_chapters", "0", "-c:v", "copy", "-tag:v", "hvc1",
+            *COLOUR_TAGS, "-movflags", "+faststart+write_colr", "-f", "mp4", str(mp4_path)]
+    run(argv, "remux to MP4")
+    return warnings
+
+
+def container_of(path: Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in CONTAINERS:
+        raise OutputError(f"output must end in .mkv or .mp4, got {os.fspath(path)!r}")
+    return suffix

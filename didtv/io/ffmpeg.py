@@ -1,0 +1,132 @@
+"""Finding and running FFmpeg, ffprobe and mkvtoolnix: argument lists, never shell strings.
+
+Every child gets ``-nostdin -hide_banner`` (FFmpeg) and its stderr is drained in a thread so a
+chatty FFmpeg can never block on a full pipe; the tail of stderr is shown when it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+from collections import deque
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+from didtv.errors import FFmpegError
+
+INSTALL_HINT = "install Debian's packages: apt-get install ffmpeg mkvtoolnix"
+# Common flags for every ffmpeg we start.
+FFMPEG_FLAGS = ["-nostdin", "-hide_banner", "-loglevel", "error", "-nostats"]
+
+
+def tool_path(name: str) -> str:
+    """Absolute path of ``name`` (ffmpeg, ffprobe, mkvmerge, mkvpropedit), honouring
+    ``DIDTV_<NAME>`` environment overrides; raises FFmpegError naming what to install."""
+    override = os.environ.get(f"DIDTV_{name.upper()}")
+    path = override or shutil.which(name)
+    if not path or not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise FFmpegError(f"{name} not found on PATH", hint=INSTALL_HINT)
+    return path
+
+
+@lru_cache(maxsize=None)
+def _ffmpeg_features(ffmpeg: str) -> tuple[frozenset[str], frozenset[str]]:
+    def listing(flag: str) -> str:
+        out = subprocess.run([ffmpeg, "-hide_banner", flag], capture_output=True, text=True, check=False)
+        return out.stdout
+
+    encoders = frozenset(line.split()[1] for line in listing("-encoders").splitlines()
+                         if len(line.split()) > 1 and line.startswith(" V"))
+    filters = frozenset(line.split()[1] for line in listing("-filters").splitlines()
+                        if len(line.split()) > 2 and not line.startswith("Filters"))
+    return encoders, filters
+
+
+def check_ffmpeg(*, need_mkvtoolnix: bool = True) -> None:
+    """Raise FFmpegError unless ffmpeg has libx265 and zscale (and mkvtoolnix is present)."""
+    ffmpeg = tool_path("ffmpeg")
+    tool_path("ffprobe")
+    encoders, filters = _ffmpeg_features(ffmpeg)
+    missing = [n for n, ok in (("libx265", "libx265" in encoders), ("zscale", "zscale" in filters)) if not ok]
+    if missing:
+        raise FFmpegError(f"{ffmpeg} lacks {' and '.join(missing)}",
+                          hint="Debian's ffmpeg package has both: apt-get install ffmpeg")
+    if need_mkvtoolnix:
+        tool_path("mkvmerge")
+        tool_path("mkvpropedit")
+
+
+class StderrDrain:
+    """Reads a child's stderr in a thread, keeping the last lines for error messages."""
+
+    def __init__(self, stream, keep: int = 40) -> None:
+        self.lines: deque[str] = deque(maxlen=keep)
+        self._thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _run(self, stream) -> None:
+        for raw in iter(stream.readline, b""):
+            self.lines.append(raw.decode("utf-8", "replace").rstrip())
+        stream.close()
+
+    def text(self) -> str:
+        self._thread.join(timeout=5)
+        return "\n".join(self.lines)
+
+
+def last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no message)"
+
+
+@dataclass
+class Child:
+    """A running FFmpeg with its stderr drained."""
+
+    argv: list[str]
+    proc: subprocess.Popen
+    stderr: StderrDrain
+
+    def wait(self, what: str) -> None:
+        rc = self.proc.wait()
+        if rc != 0:
+            raise FFmpegError(f"{what} failed (exit {rc}): {last_line(self.stderr.text())}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def spawn(argv: Sequence[str], *, stdin=None, stdout=None) -> Child:
+    """Start a child process with stderr drained. ``argv[0]`` must be an absolute tool path."""
+    proc = subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    return Child(list(argv), proc, StderrDrain(proc.stderr))
+
+
+def run(argv: Sequence[str], what: str, *, timeout: float | None = None) -> str:
+    """Run a short command to completion; returns stdout; FFmpegError on failure."""
+    try:
+        out = subprocess.run(list(argv), capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise FFmpegError(f"{what} timed out after {timeout} s") from exc
+    if out.returncode != 0:
+        msg = out.stderr.decode("utf-8", "replace") or out.stdout.decode("utf-8", "replace")
+        raise FFmpegError(f"{what} failed (exit {out.returncode}): {last_line(msg)}")
+    return out.stdout.decode("utf-8", "replace")
+
+
+def ffprobe_json(path: str, *args: str, timeout: float = 120) -> dict:
+    """Run ffprobe with ``-of json`` and extra arguments on ``path``; returns the parsed JSON."""
+    argv = [tool_path("ffprobe"), "-hide_banner", "-loglevel", "error", "-of", "json", *args, "--", ]
+    # ffprobe takes the input after "-i"; "-i" protects names starting with a dash.
+    argv = argv[:-1] + ["-i", os.fspath(path)]
+    text = run(argv, f"ffprobe {os.fspath(path)}", timeout=timeout)
+    try:
+        return json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise FFmpegError(f"ffprobe printed invalid JSON for {path}: {exc}") from exc

@@ -1,0 +1,355 @@
+"""TSAF: temporal-spatial alignment fusion (Sec. III-C of the paper).
+
+The seven SDR frames go through a U-Net-like predictor of per-tap offsets and masks; a modulated
+deformable convolution (DCNv2, Eq. 7 plus a sigmoid mask per tap) samples every frame at its own
+offsets and fuses them into one feature map; residual blocks then refine the fused features::
+
+    frames (b, t, 3, h, w) --concat--> (b, 3t, h, w) --OffsetUNet--> offsets, masks
+    (b, 3t, h, w) --DCNv2(offsets, masks)--> (b, c, h, w) --ResBlocks--> F_f (b, c, h, w)
+
+Deformable convolution here is pure PyTorch: one ``grid_sample`` over all k*k taps, multiply by
+the mask, then one matmul with the weights. On CPU this is faster than torchvision's kernel (see
+RESEARCH.md); on CUDA, :func:`deform_conv2d` uses ``torchvision.ops.deform_conv2d`` when
+torchvision is importable. Both follow torchvision's tensor layout:
+
+- ``offset``: ``(b, 2 * g * kh * kw, h_out, w_out)``; for offset group ``g`` and tap ``k``
+  (row-major over the kernel), channel ``2 * (g * kh * kw + k)`` is the row (y) offset and the
+  next one the column (x) offset, in pixels.
+- ``mask``: ``(b, g * kh * kw, h_out, w_out)``, channel ``g * kh * kw + k``.
+- input channels are split into ``g`` contiguous groups, each sampled at its own offsets.
+- samples outside the image read zeros (bilinear weights of outside corners multiply zero),
+  exactly like DCN's zero padding.
+
+The sampling always runs in float32 (or float64): in bfloat16 a coordinate near pixel 512 is only
+good to 2 px, which would make alignment meaningless. The matmul then runs in the input dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+try:  # optional: only used on CUDA, never required
+    from torchvision.ops import deform_conv2d as _tv_deform_conv2d
+except Exception:  # pragma: no cover - torchvision absent or broken against this torch
+    _tv_deform_conv2d = None
+
+
+def torchvision_available() -> bool:
+    """True when ``torchvision.ops.deform_conv2d`` could be imported."""
+    return _tv_deform_conv2d is not None
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def deform_conv2d_torch(
+    x: torch.Tensor,
+    offset: torch.Tensor,
+    mask: torch.Tensor | None,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
+    max_elements: int = 1 << 25,
+) -> torch.Tensor:
+    """Modulated deformable convolution (DCNv2) in pure PyTorch.
+
+    ``y(p) = sum_k w_k * m_k(p) * x(p * stride - padding + p_k + dp_k(p)) + b``, with ``p_k`` the
+    dilated kernel grid, ``dp_k`` the learned offset (Eq. 7) and ``m_k`` the mask.
+
+    Args:
+        x: ``(b, c_in, h, w)``.
+        offset: ``(b, 2 * g * kh * kw, h_out, w_out)``, in pixels, (y, x) pairs (see module doc).
+        mask: ``(b, g * kh * kw, h_out, w_out)`` or ``None`` (all ones: DCNv1).
+        weight: ``(c_out, c_in, kh, kw)`` (no weight groups).
+        bias: ``(c_out,)`` or ``None``.
+        max_elements: the output is computed in row chunks of at most this many sampled values
+            (``b * c_in * k * k * rows * w_out``) to bound memory; the result does not change.
+
+    Returns:
+        ``(b, c_out, h_out, w_out)``; the matmul runs in ``weight``'s dtype (or the autocast one).
+    """
+    b, c_in, h, w = x.shape
+    c_out, c_w, kh, kw = weight.shape
+    if c_w != c_in:
+        raise ValueError(f"weight expects {c_w} input channels, x has {c_in}")
+    sh, sw = _pair(stride)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    h_out = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    w_out = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    taps = kh * kw
+    if offset.shape[0] != b or offset.shape[-2:] != (h_out, w_out) or offset.shape[1] % (2 * taps):
+        raise ValueError(
+            f"offset must be (b={b}, 2*groups*{taps}, {h_out}, {w_out}), got {tuple(offset.shape)}"
+        )
+    groups = offset.shape[1] // (2 * taps)
+    if c_in % groups:
+        raise ValueError(f"{c_in} input channels cannot be split into {groups} offset groups")
+    if mask is not None and tuple(mask.shape) != (b, groups * taps, h_out, w_out):
+        raise ValueError(f"mask must be {(b, groups * taps, h_out, w_out)}, got {tuple(mask.shape)}")
+
+    # Sample in row chunks so the (c_in * taps) x pixels column buffer stays bounded: a 1080p
+    # frame with 21 channels and 9 taps would otherwise need ~1.5 GB at once.
+    per_row = b * c_in * taps * w_out
+    chunk = max(1, min(h_out, max_elements // max(per_row, 1)))
+    geometry = (h, w, sh, sw, ph, pw, dh, dw, kh, kw, groups)
+    outs = [
+        _deform_rows(x, offset[:, :, r0 : r0 + chunk], None if mask is None else mask[:, :, r0 : r0 + chunk],
+                     weight, r0, geometry)
+        for r0 in range(0, h_out, chunk)
+    ]
+    out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+    if bias is not None:
+        out = out + bias.view(1, c_out, 1, 1)
+    return out
+
+
+def _deform_rows(x, offset, mask, weight, row0: int, geometry) -> torch.Tensor:
+    """Output rows ``row0 .. row0 + offset.shape[2]`` of :func:`deform_conv2d_torch`, no bias."""
+    h, w, sh, sw, ph, pw, dh, dw, kh, kw, groups = geometry
+    b, c_in = x.shape[:2]
+    c_out = weight.shape[0]
+    taps = kh * kw
+    n_rows, w_out = offset.shape[-2:]
+    # Coordinates in float32 at least (see module doc); float64 stays float64 for tests.
+    cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
+    dev = x.device
+    rows = torch.arange(row0, row0 + n_rows, device=dev, dtype=cdt) * sh - ph
+    cols = torch.arange(w_out, device=dev, dtype=cdt) * sw - pw
+    tap_y = (torch.arange(kh, device=dev, dtype=cdt) * dh).repeat_interleave(kw)  # (taps,)
+    tap_x = (torch.arange(kw, device=dev, dtype=cdt) * dw).repeat(kh)
+    base_y = rows.view(1, n_rows, 1) + tap_y.view(taps, 1, 1)  # (taps, rows, 1)
+    base_x = cols.view(1, 1, w_out) + tap_x.view(taps, 1, 1)  # (taps, 1, w_out)
+
+    off = offset.to(cdt).reshape(b, groups, taps, 2, n_rows, w_out)
+    # grid_sample with align_corners=False puts pixel i's centre at (2i + 1) / n - 1.
+    gx = (2 * (base_x + off[:, :, :, 1]) + 1) / w - 1  # (b, g, taps, rows, w_out)
+    gy = (2 * (base_y + off[:, :, :, 0]) + 1) / h - 1
+    grid = torch.stack((gx, gy), dim=-1).view(b * groups, taps * n_rows, w_out, 2)
+
+    cg = c_in // groups
+    src = x.to(cdt).reshape(b * groups, cg, h, w)
+    sampled = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    sampled = sampled.view(b, groups, cg, taps, n_rows, w_out)
+    if mask is not None:
+        sampled = sampled * mask.to(cdt).reshape(b, groups, 1, taps, n_rows, w_out)
+    # (b, c_in * taps, L): channel-major then tap, the order of weight.view(c_out, c_in * taps).
+    columns = sampled.reshape(b, c_in * taps, n_rows * w_out).to(weight.dtype)
+    out = torch.matmul(weight.reshape(c_out, c_in * taps), columns)
+    return out.view(b, c_out, n_rows, w_out)
+
+
+def deform_conv2d(
+    x: torch.Tensor,
+    offset: torch.Tensor,
+    mask: torch.Tensor | None,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
+    use_torchvision: bool | None = None,
+) -> torch.Tensor:
+    """DCNv2 with the fastest available kernel.
+
+    ``use_torchvision=None`` picks torchvision's CUDA kernel when torchvision is importable and
+    ``x`` is on CUDA, and the pure-PyTorch version otherwise. torchvision runs in float32 (its
+    half-precision coordinates are too coarse, see module doc) and the result is cast back.
+    Same arguments and result as :func:`deform_conv2d_torch`.
+    """
+    if use_torchvision is None:
+        use_torchvision = torchvision_available() and x.is_cuda
+    if use_torchvision:
+        if not torchvision_available():
+            raise RuntimeError("torchvision is not importable; use the pure-PyTorch deform_conv2d")
+        cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
+        out = _tv_deform_conv2d(
+            x.to(cdt),
+            offset.to(cdt),
+            weight.to(cdt),
+            None if bias is None else bias.to(cdt),
+            stride=_pair(stride),
+            padding=_pair(padding),
+            dilation=_pair(dilation),
+            mask=None if mask is None else mask.to(cdt),
+        )
+        return out.to(x.dtype)
+    return deform_conv2d_torch(
+        x, offset, mask, weight, bias, stride=stride, padding=padding, dilation=dilation
+    )
+
+
+def conv_flops(conv: nn.Module, h_out: int, w_out: int) -> int:
+    """FLOPs of a Conv2d/ConvTranspose2d at the given output size: 2 * MACs, bias not counted."""
+    weight = conv.weight
+    if isinstance(conv, nn.ConvTranspose2d):
+        # Each input pixel scatters c_in/groups * c_out/groups * kh * kw products; the input is
+        # the output divided by the stride.
+        c_in, c_out_g, kh, kw = weight.shape
+        sh, sw = conv.stride
+        return 2 * c_in * c_out_g * kh * kw * (h_out // sh) * (w_out // sw)
+    c_out, c_in_g, *kernel = weight.shape
+    return 2 * c_out * c_in_g * math.prod(kernel) * h_out * w_out
+
+
+class ModulatedDeformConv2d(nn.Module):
+    """DCNv2 layer: holds the weights; offsets and masks are inputs (from :class:`OffsetUNet`)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *, offset_groups: int = 1):
+        super().__init__()
+        if in_channels % offset_groups:
+            raise ValueError(f"in_channels={in_channels} is not divisible by offset_groups={offset_groups}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.offset_groups = offset_groups
+        self.padding = kernel_size // 2
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    @property
+    def taps(self) -> int:
+        return self.kernel_size * self.kernel_size
+
+    def forward(self, x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return deform_conv2d(x, offset, mask, self.weight, self.bias, padding=self.padding)
+
+    def flops(self, h: int, w: int) -> int:
+        """2 * MACs of the weight matmul + bilinear sampling (4 MACs per sampled value) + mask
+        multiply (1 FLOP per sampled value)."""
+        sampled = self.in_channels * self.taps * h * w
+        return 2 * self.out_channels * self.in_channels * self.taps * h * w + sampled * (2 * 4 + 1)
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+
+
+class OffsetUNet(nn.Module):
+    """U-Net predicting DCN offsets and masks from the concatenated frames.
+
+    ``depth`` stride-2 levels (each: strided 3x3 conv + 3x3 conv), bilinear upsampling with skip
+    concatenation on the way up, and a final 3x3 conv to ``out_channels``. That final conv is
+    zero-initialised, so the network starts as a plain convolution of every frame at its own
+    position (offset 0, mask 0.5); it still receives gradients on the first step.
+
+    Input ``(b, in_channels, h, w)`` with ``h`` and ``w`` multiples of ``2 ** depth``.
+    """
+
+    def __init__(self, in_channels: int, channels: int, out_channels: int, *, depth: int = 3):
+        super().__init__()
+        self.depth = depth
+        self.head = _conv(in_channels, channels)
+        self.down = nn.ModuleList(
+            nn.ModuleList([_conv(channels, channels, stride=2), _conv(channels, channels)]) for _ in range(depth)
+        )
+        self.up = nn.ModuleList(_conv(2 * channels, channels) for _ in range(depth))
+        self.out = _conv(channels, out_channels)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.act(self.head(x))
+        skips = []
+        for strided, conv in self.down:
+            skips.append(feat)
+            feat = self.act(conv(self.act(strided(feat))))
+        for conv, skip in zip(self.up, reversed(skips)):
+            feat = F.interpolate(feat, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            feat = self.act(conv(torch.cat((feat, skip), dim=1)))
+        return self.out(feat)
+
+    def flops(self, h: int, w: int) -> int:
+        total = conv_flops(self.head, h, w) + conv_flops(self.out, h, w)
+        for level, ((strided, conv), up) in enumerate(zip(self.down, self.up)):
+            lh, lw = h >> level, w >> level  # up conv of this level runs at its skip's size
+            total += conv_flops(strided, lh // 2, lw // 2) + conv_flops(conv, lh // 2, lw // 2)
+            total += conv_flops(up, lh, lw)
+        return total
+
+
+class ResidualBlock(nn.Module):
+    """``x + conv(relu(conv(x)))`` with 3x3 convs, no normalisation (EDSR style)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = _conv(channels, channels)
+        self.conv2 = _conv(channels, channels)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.act(self.conv1(x)))
+
+    def flops(self, h: int, w: int) -> int:
+        return conv_flops(self.conv1, h, w) + conv_flops(self.conv2, h, w)
+
+
+class TSAF(nn.Module):
+    """Temporal-spatial alignment fusion: ``(b, t, 3, h, w)`` frames -> ``(b, channels, h, w)``.
+
+    Args:
+        frames: window length ``t``.
+        channels: output feature channels.
+        offset_channels: width of the offset U-Net.
+        offset_depth: number of stride-2 levels of the U-Net (``h``, ``w`` must be multiples of
+            ``2 ** offset_depth``).
+        deform_groups: offset groups of the DCN; must divide ``3 * frames``. ``frames`` gives each
+            frame its own offsets per tap.
+        max_offset: offsets are ``max_offset * tanh(raw)`` pixels: bounded, smooth, and the
+            identity's slope at 0 (BasicVSR++ practice).
+        num_blocks: residual blocks after the DCN.
+        kernel_size: DCN kernel size.
+    """
+
+    def __init__(
+        self,
+        *,
+        frames: int = 7,
+        channels: int = 64,
+        offset_channels: int = 32,
+        offset_depth: int = 3,
+        deform_groups: int = 7,
+        max_offset: float = 16.0,
+        num_blocks: int = 2,
+        kernel_size: int = 3,
+    ):
+        super().__init__()
+        in_channels = 3 * frames
+        if in_channels % deform_groups:
+            raise ValueError(f"deform_groups={deform_groups} must divide 3 * frames = {in_channels}")
+        self.frames = frames
+        self.max_offset = float(max_offset)
+        self.dcn = ModulatedDeformConv2d(in_channels, channels, kernel_size, offset_groups=deform_groups)
+        self.offsets = OffsetUNet(in_channels, offset_channels, 3 * deform_groups * self.dcn.taps, depth=offset_depth)
+        self.blocks = nn.Sequential(*(ResidualBlock(channels) for _ in range(num_blocks)))
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+
+    def offsets_and_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(b, 3t, h, w)`` -> offsets ``(b, 2*g*k*k, h, w)`` in pixels, masks ``(b, g*k*k, h, w)``."""
+        raw = self.offsets(x)
+        n_off = 2 * self.dcn.offset_groups * self.dcn.taps
+        return self.max_offset * torch.tanh(raw[:, :n_off]), torch.sigmoid(raw[:, n_off:])
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        b, t, c, h, w = frames.shape
+        x = frames.reshape(b, t * c, h, w)
+        offset, mask = self.offsets_and_mask(x)
+        return self.blocks(self.act(self.dcn(x, offset, mask)))
+
+    def flops(self, h: int, w: int) -> int:
+        return (
+            self.offsets.flops(h, w)
+            + self.dcn.flops(h, w)
+            + sum(block.flops(h, w) for block in self.blocks)
+        )

@@ -1,0 +1,39 @@
+"""What a model tells the runner about itself, so the runner never guesses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Capabilities of a loaded model.
+
+    Every model maps a window of ``window`` SDR frames ``(b, window, 3, h, w)`` -- BT.709
+    gamma-encoded R'G'B' in [0, 1] -- to the HDR centre frame ``(b, 3, h, w)``: BT.2020 R'G'B'
+    PQ-encoded (SMPTE ST 2084) in [0, 1]. A model may return a tuple whose first item is that frame.
+
+    Attributes:
+        name: registry name (``bt2408``, ``tiny``, ...).
+        window: number of frames per window (odd); 1 for frame-wise models.
+        multiple_of: height and width must be multiples of this; the runner pads (replicate)
+            and crops back.
+        supports_half: whether bfloat16/float16 inference is allowed.
+        tile: preferred tile edge in pixels for large frames, or ``None`` for "never tile".
+        learned: True when the model has trainable weights.
+        description: one line for ``didtv models``.
+    """
+
+    name: str
+    window: int = 1
+    multiple_of: int = 1
+    supports_half: bool = False
+    tile: int | None = None
+    learned: bool = False
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.window % 2 == 0:
+            raise ValueError(f"window must be odd and positive, got {self.window}")
+        if self.multiple_of < 1:
+            raise ValueError(f"multiple_of must be >= 1, got {self.multiple_of}")

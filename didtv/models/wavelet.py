@@ -1,0 +1,111 @@
+"""Haar wavelet transform and the FFE (feature frequency enhancement) layer, Eq. 8 of the paper.
+
+The one-level 2-D Haar DWT is four fixed 2x2 stride-2 filters per channel (LL, LH, HL, HH), each
+with entries +-1/2. They are orthonormal, so the inverse (IDWT) is the transposed convolution with
+the same filters and reconstruction is exact up to rounding (~1e-16 in float64).
+
+Odd heights/widths are padded at the bottom/right (replicate) before the DWT and the result is
+cropped back after the IDWT; padding only at the far edges keeps pixel (0, 0) at (0, 0), so the
+image is never shifted.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from didtv.models.align import conv_flops
+
+#: Sub-band filters, in output order: LL (average), LH (rows differ: horizontal edges),
+#: HL (columns differ: vertical edges), HH (diagonal).
+_HAAR = (
+    ((0.5, 0.5), (0.5, 0.5)),
+    ((0.5, 0.5), (-0.5, -0.5)),
+    ((0.5, -0.5), (0.5, -0.5)),
+    ((0.5, -0.5), (-0.5, 0.5)),
+)
+
+
+def _filters(channels: int, like: torch.Tensor) -> torch.Tensor:
+    """``(4 * channels, 1, 2, 2)``: the four Haar filters repeated for each channel."""
+    base = torch.tensor(_HAAR, dtype=like.dtype, device=like.device).unsqueeze(1)  # (4, 1, 2, 2)
+    return base.repeat(channels, 1, 1, 1)
+
+
+def haar_dwt(x: torch.Tensor) -> torch.Tensor:
+    """One-level Haar DWT: ``(b, c, h, w)`` -> ``(b, 4c, h/2, w/2)``; ``h`` and ``w`` even.
+
+    Output channel ``4 * i + s`` is sub-band ``s`` (LL, LH, HL, HH) of input channel ``i``.
+    """
+    b, c, h, w = x.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"haar_dwt needs even height and width, got {h}x{w} (use pad_to_even)")
+    return F.conv2d(x, _filters(c, x), stride=2, groups=c)
+
+
+def haar_idwt(y: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`haar_dwt`: ``(b, 4c, h, w)`` -> ``(b, c, 2h, 2w)``."""
+    b, c4, h, w = y.shape
+    if c4 % 4:
+        raise ValueError(f"haar_idwt needs a multiple of 4 channels, got {c4}")
+    return F.conv_transpose2d(y, _filters(c4 // 4, y), stride=2, groups=c4 // 4)
+
+
+def pad_to_even(x: torch.Tensor, mode: str = "replicate") -> torch.Tensor:
+    """Pad one row at the bottom and/or one column at the right when the size is odd."""
+    h, w = x.shape[-2:]
+    if h % 2 == 0 and w % 2 == 0:
+        return x
+    return F.pad(x, (0, w % 2, 0, h % 2), mode=mode)
+
+
+class ChannelAttention(nn.Module):
+    """Squeeze-and-excitation: ``x * sigmoid(fc2(lrelu(fc1(mean_hw(x)))))``.
+
+    LeakyReLU instead of SE's ReLU: with few hidden units (``channels // reduction``) a ReLU
+    bottleneck can start with every unit dead for a sample and pass no gradient.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = torch.sigmoid(self.fc2(F.leaky_relu(self.fc1(x.mean(dim=(2, 3), keepdim=True)), 0.1)))
+        return x * weights
+
+    def flops(self) -> int:
+        return conv_flops(self.fc1, 1, 1) + conv_flops(self.fc2, 1, 1)
+
+
+class FFE(nn.Module):
+    """Feature frequency enhancement (Eq. 8), with a residual connection.
+
+    ``out = x + IDWT(CA(Conv1x1(DWT(x))))`` for ``x`` of shape ``(b, c, h, w)``: the four sub-bands
+    of every channel are mixed by a 1x1 conv (``4c -> 4c``: the paper's "dimensionality reduction"
+    has to keep 4c channels for the IDWT to return c), reweighted by channel attention over the
+    ``4c`` sub-band channels, and recombined. The residual keeps the original structure and lets
+    the layer start close to the identity. Any ``h``, ``w`` (odd sizes padded and cropped back).
+    """
+
+    def __init__(self, channels: int, *, reduction: int = 16, pad_mode: str = "replicate"):
+        super().__init__()
+        self.channels = channels
+        self.pad_mode = pad_mode
+        self.mix = nn.Conv2d(4 * channels, 4 * channels, 1)
+        self.attention = ChannelAttention(4 * channels, reduction)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        bands = haar_dwt(pad_to_even(x, self.pad_mode))
+        enhanced = haar_idwt(self.attention(self.mix(bands)))
+        return x + enhanced[..., :h, :w]
+
+    def flops(self, h: int, w: int) -> int:
+        """1x1 mix at half resolution + the two fixed Haar convs (4 MACs per output value each)."""
+        hh, hw = (h + 1) // 2, (w + 1) // 2
+        haar = 2 * 2 * 4 * 4 * self.channels * hh * hw  # DWT and IDWT: 4 outputs x 4 taps each
+        return conv_flops(self.mix, hh, hw) + self.attention.flops() + haar

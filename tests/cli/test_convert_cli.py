@@ -1,0 +1,100 @@
+"""`didtv convert` and `didtv demo` through click's CliRunner (real FFmpeg, tiny clips)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from clips import make_clip, requires_ffmpeg
+from didtv.cli.main import cli
+from didtv.io.probe import HdrFormat, probe
+
+pytestmark = requires_ffmpeg
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_convert_writes_hdr10(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=5)
+    dst = tmp_path / "out.mkv"
+    res = _run("convert", str(src), str(dst), "--model", "bt2408", "--x265-preset", "ultrafast", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert probe(dst).hdr == HdrFormat.HDR10
+
+
+def test_convert_reports_result_and_progress_lines(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=5)
+    res = _run("convert", str(src), str(tmp_path / "out.mp4"), "--model", "bt2446a", "--crf", "20")
+    assert res.exit_code == 0, res.output
+    assert "5/5 frames" in res.output  # plain log lines when not on a terminal
+    assert "MaxCLL" in res.output
+
+
+@pytest.mark.parametrize(
+    "args, code, needle",
+    [
+        (["--model", "nosuchmodel"], 5, "unknown model"),
+        (["--model", "tiny"], 5, "no trained weights"),
+        (["--preset", "nosuchpreset"], 2, "unknown preset"),
+        (["--x265-preset", "warp9"], 2, "x265 preset"),
+    ],
+)
+def test_convert_errors_are_one_line(tmp_path, args, code, needle):
+    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=3)
+    res = _run("convert", str(src), str(tmp_path / "out.mkv"), *args)
+    assert res.exit_code == code
+    first = res.output.strip().splitlines()[0]
+    assert first.startswith("didtv: error:") and needle in first
+    assert not (tmp_path / "out.mkv").exists()
+
+
+def test_convert_not_a_video(tmp_path):
+    src = tmp_path / "notes.txt"
+    src.write_text("hello\n")
+    res = _run("convert", str(src), str(tmp_path / "out.mkv"))
+    assert res.exit_code != 0
+    assert res.output.startswith("didtv: error:")
+    assert not (tmp_path / "out.mkv").exists()
+
+
+def test_convert_bad_suffix(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=3)
+    res = _run("convert", str(src), str(tmp_path / "out.avi"))
+    assert res.exit_code == 7 and ".mkv or .mp4" in res.output
+
+
+def test_paths_with_spaces_quotes_dashes_and_unicode(tmp_path):
+    folder = tmp_path / "dir with 'quotes' ünï"
+    folder.mkdir()
+    src = make_clip(folder / "-in put é.mp4", size=(64, 48), frames=3)
+    dst = folder / "-out \"x\" ü.mkv"
+    res = _run("convert", str(src), str(dst), "--model", "bt2408", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert probe(dst).hdr == HdrFormat.HDR10
+
+
+def test_demo_converts_bundled_sample(tmp_path):
+    out = tmp_path / "demo.mkv"
+    res = _run("demo", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    info = probe(out)
+    assert info.hdr == HdrFormat.HDR10 and info.codec == "hevc" and info.bit_depth == 10
+    assert len(info.audio) == 1 and len(info.subtitles) == 1
+
+
+def test_console_script_runs_as_a_real_process(tmp_path):
+    # The installed entry point, outside CliRunner: exit codes and stderr as a user sees them.
+    exe = shutil.which("didtv", path=os.path.dirname(sys.executable))
+    if exe is None:
+        pytest.skip("didtv console script not installed in this environment")
+    res = subprocess.run([exe, "convert", str(tmp_path / "missing.mp4"), str(tmp_path / "o.mkv")],
+                         capture_output=True, text=True)
+    assert res.returncode != 0
+    assert res.stderr.startswith("didtv: error:") and "Traceback" not in res.stderr

@@ -1,0 +1,43 @@
+"""DIDNet on CUDA in half precision (skipped without a CUDA GPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from didtv.models.align import deform_conv2d, torchvision_available
+from didtv.models.didnet import TINY_CONFIG, DIDNet
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_tiny_half_precision_matches_float32(dtype):
+    torch.manual_seed(0)
+    model = DIDNet(**TINY_CONFIG).cuda().eval()
+    frames = torch.rand(2, 7, 3, 64, 96, device="cuda")
+    with torch.no_grad():
+        ref_hdr, ref_sdr = model(frames)
+        with torch.autocast("cuda", dtype=dtype):
+            hdr, sdr = model(frames)
+        half_hdr, _ = model.to(dtype)(frames.to(dtype))
+    for out in (hdr, sdr, half_hdr):
+        assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert (hdr - ref_hdr).abs().max() < 2e-2
+    assert (sdr - ref_sdr).abs().max() < 2e-2
+    assert (half_hdr - ref_hdr).abs().max() < 2e-2
+
+
+@pytest.mark.skipif(not torchvision_available(), reason="torchvision is not installed")
+def test_torchvision_and_pure_torch_agree_on_cuda():
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(2, 21, 32, 32, device="cuda", generator=gen)
+    offset = 4 * torch.randn(2, 2 * 7 * 9, 32, 32, device="cuda", generator=gen)
+    mask = torch.rand(2, 7 * 9, 32, 32, device="cuda", generator=gen)
+    weight = torch.randn(16, 21, 3, 3, device="cuda", generator=gen)
+    tv = deform_conv2d(x, offset, mask, weight, padding=1, use_torchvision=True)
+    pure = deform_conv2d(x, offset, mask, weight, padding=1, use_torchvision=False)
+    torch.testing.assert_close(tv, pure, rtol=1e-4, atol=1e-3)
