@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 from didtv.errors import DidtvError  # noqa: E402
 
-__all__ = ["__version__", "DidtvError", "convert", "probe", "load_model"]
+__all__ = ["__version__", "DidtvError", "convert", "convert_batch", "probe", "load_model"]
 
 
 def __getattr__(name: str):
@@ -22,6 +22,10 @@ def __getattr__(name: str):
         from didtv.api import convert
 
         return convert
+    if name == "convert_batch":
+        from didtv.batch import convert_batch
+
+        return convert_batch
     if name == "probe":
         from didtv.io.probe import probe
 

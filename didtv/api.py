@@ -11,6 +11,8 @@ The data flow: decode -> window -> model -> colour -> encode::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,10 +21,10 @@ from pathlib import Path
 from typing import Callable
 
 from didtv.color.hdr10 import ContentLightLevel, MasteringDisplay
-from didtv.errors import FFmpegError, OutputError, UnsupportedInputError
+from didtv.errors import FFmpegError, OutputError, ProbeError, UnsupportedInputError
 from didtv.io.ffmpeg import check_ffmpeg
 from didtv.io.probe import VideoInfo, count_frames, probe
-from didtv.presets import Preset, load_preset
+from didtv.presets import Preset, load_preset, load_preset_model
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,103 @@ def check_output(src: Path, dst: Path, *, overwrite: bool) -> None:
         raise OutputError(f"output folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"output folder {parent} is not writable")
+    # access() says yes to root everywhere and knows nothing of read-only or pseudo file
+    # systems: create (and remove) the hidden temporary name for real.
+    probe_file = partial_path(dst, ".check")
+    try:
+        fd = os.open(probe_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        os.unlink(probe_file)
+    except FileExistsError:
+        pass  # a leftover of this very PID: the folder is writable
+    except OSError as exc:
+        raise OutputError(f"output folder {parent} is not writable ({exc.strerror or exc})") from exc
 
 
 def check_input(info: VideoInfo, *, force: bool = False) -> None:
+    """Refuse inputs didtv will not convert, before any work (docs/batch.md lists every case):
+    already HDR (unless ``force``), a still image, a picture smaller than x265's 16x16.
+    Accepted as they are: 10-bit SDR; interlaced (deinterlaced with bwdif), odd sizes (padded
+    to even), rotated (turned upright), variable frame rate (source timestamps kept)."""
+    from didtv.io.decode import even_size
+    from didtv.io.encode import MIN_ENCODE_SIZE
+
     if info.is_hdr and not force:
         raise UnsupportedInputError(
             f"{info.path} is already {info.hdr.value} (transfer {info.transfer}); converting it again "
             "would treat HDR code values as SDR",
             hint="pass --force to convert it anyway")
+    if info.still_image:
+        raise UnsupportedInputError(f"{info.path} is a still image ({info.codec}), not a video")
+    width, height = even_size(info.display_width, info.display_height)
+    if width < MIN_ENCODE_SIZE or height < MIN_ENCODE_SIZE:
+        raise UnsupportedInputError(
+            f"{info.path} is {info.display_width}x{info.display_height}: too small, HEVC (x265) "
+            f"needs at least {MIN_ENCODE_SIZE}x{MIN_ENCODE_SIZE} pixels")
+
+
+# ---------------------------------------------------------------------------------------------
+# What an output records about how it was made (batch resumption, docs/batch.md)
+
+#: Global tag holding :func:`conversion_identity` as JSON, in MKV and MP4 outputs.
+IDENTITY_TAG = "DIDTV"
+IDENTITY_VERSION = 1
+_SAMPLE = 1 << 20  # bytes hashed at the start, middle and end of a file
+
+
+def file_fingerprint(path: str | os.PathLike) -> str:
+    """``"SIZE:SHA256"`` over the size and up to three 1 MiB samples (start, middle, end).
+
+    Cheap on any file size and independent of path and mtime (a copied library still matches);
+    an edit that keeps the size and all three samples is not noticed.
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        for offset in sorted({0, max(0, size // 2 - _SAMPLE // 2), max(0, size - _SAMPLE)}):
+            f.seek(offset)
+            h.update(f.read(_SAMPLE))
+    return f"{size}:{h.hexdigest()}"
+
+
+def conversion_options(preset: Preset, model_name: str, fps: Fraction) -> dict:
+    """Everything that changes the pixels or metadata of an output, as a JSON-ready dict: the
+    resolved model (plus a fingerprint of its weights file when it is a path), the encoder
+    settings at ``fps``, tone targets and output size. Not didtv's version, device or paths."""
+    enc = preset.encode_for(fps) if hasattr(preset, "encode_for") else preset.encode
+    options: dict = {
+        "model": model_name,
+        "crf": None if enc.lossless else enc.crf,
+        "x265_preset": enc.preset,
+        "lossless": enc.lossless,
+        "x265_params": list(enc.x265_params),
+        "mastering": enc.mastering.x265(),
+    }
+    tone = getattr(preset, "tone", None)
+    if tone is not None:
+        options["tone"] = {"diffuse_white": tone.diffuse_white, "peak": tone.peak}
+    options["max_height"] = getattr(preset, "max_height", None)
+    if str(model_name).endswith(".safetensors") and os.path.isfile(model_name):
+        options["weights"] = file_fingerprint(model_name)
+    return options
+
+
+def conversion_identity(src: str | os.PathLike, options: dict, frames: int) -> dict:
+    """The DIDTV tag: which source (fingerprint, frame count) and options made an output."""
+    return {"v": IDENTITY_VERSION, "source": file_fingerprint(src), "frames": frames,
+            "options": options}
+
+
+def _write_error(exc: FFmpegError, dst: Path) -> Exception:
+    """A tool's failure that is really the output's fault -> OutputError (one line)."""
+    text = str(exc)
+    if "(exit -25)" in text:  # SIGXFSZ: a file size limit (ulimit -f) killed the writer
+        return OutputError(f"cannot write {dst}: file size limit exceeded (SIGXFSZ; ulimit -f)")
+    for needle in ("No space left on device", "Disk quota exceeded", "File too large",
+                   "Permission denied", "Read-only file system"):
+        if needle in text:
+            return OutputError(f"cannot write {dst}: {needle.lower()}")
+    return exc
 
 
 def convert(
@@ -109,9 +200,9 @@ def convert(
     """
     import torch  # noqa: F401  (imported here: `import didtv` stays light)
 
-    from didtv.io.decode import FrameReader, decode_colour
+    from didtv.io.decode import (FrameReader, decode_colour, even_size, fit_height, frame_timestamps,
+                                 retime_plan, tool_safe_path)
     from didtv.io.encode import HDR10Writer, container_of, measure_written, remux_mp4, write_container_hdr10
-    from didtv.models.registry import default_model_name, load_model
     from didtv.pipeline.runner import Runner
 
     t0 = time.monotonic()
@@ -120,26 +211,38 @@ def convert(
         preset = load_preset(preset)
     check_ffmpeg()
     check_output(src, dst, overwrite=overwrite)
-    info = probe(src)
+    info = probe(tool_safe_path(src))  # "./-x.mp4": never an option or a protocol for FFmpeg
     check_input(info, force=force)
     container = container_of(dst)
-    model_name = model or preset.model
-    if model_name == "auto":
-        model_name = default_model_name()
-    net = load_model(model_name)  # fails before any work when weights are missing or bad
+    # "auto" resolved; the preset's tone targets reach analytic models. Fails before any work
+    # when weights are missing or bad.
+    model_name, net = load_preset_model(preset, model)
     runner = Runner(net, device=device)
-    total = count_frames(src)
-    width, height = info.display_width, info.display_height
-    if width % 2 or height % 2:
-        raise UnsupportedInputError(f"{src} is {width}x{height}: HDR10 4:2:0 output needs even width and height")
+    # Every video packet's pts, in one demux pass: their number is the exact frame count (the
+    # same as `ffprobe -count_packets`), their spacing tells whether to re-time (VFR).
+    pts, time_base, ts_start = frame_timestamps(info)
+    total = len(pts)
+    if total == 0:
+        raise ProbeError(f"{src}: the video stream holds no frames")
+    if info.frame_count is not None and info.frame_count > total:
+        # An MP4 cut short with its index at the front: the index lists frames that are gone.
+        raise FFmpegError(f"{src} is truncated: its index lists {info.frame_count} frames, "
+                          f"only {total} are present")
+    # Odd sizes are padded to even by the decoder (repeated edge; docs/batch.md).
+    width, height = even_size(info.display_width, info.display_height)
+    width, height = fit_height(width, height, preset.max_height)  # the preset's downscale, if any
+    identity = conversion_identity(info.path, conversion_options(preset, model_name, info.fps), total)
 
     tmp_mkv = partial_path(dst, ".mkv")
     tmp_mp4 = partial_path(dst, ".mp4")
-    warnings: list[str] = []
+    tmp_vfr = partial_path(dst, ".vfr.mkv")
+    tmp_ts = partial_path(dst, ".timestamps.txt")
+    warnings: list[str] = _input_notes(info, (width, height))
     try:
-        with FrameReader(info) as reader:
+        with FrameReader(info, (width, height)) as reader:
             writer = HDR10Writer(tmp_mkv, width=width, height=height, fps=info.fps,
-                                 settings=preset.encode, source=info)
+                                 settings=preset.encode_for(info.fps), source=info,
+                                 metadata={IDENTITY_TAG: json.dumps(identity, sort_keys=True)})
             try:
                 start = time.monotonic()
                 if on_progress:
@@ -155,21 +258,36 @@ def convert(
         if reader.frames_read != total or writer.frames_written != total:
             raise FFmpegError(f"decoded {reader.frames_read} and wrote {writer.frames_written} frames, "
                               f"but {src} has {total}: the input is damaged")
-        light, written = measure_written(tmp_mkv)
+        # -- after the frame loop: timing, verification, metadata, container (issue 5) --
+        encoded = _retime_if_needed(retime_plan(pts, time_base, ts_start, info.fps), tmp_mkv,
+                                    tmp_vfr, tmp_ts, warnings)
+        light, written = measure_written(encoded)
         if written != total:
             raise FFmpegError(f"the encoded file holds {written} frames instead of {total}")
-        write_container_hdr10(tmp_mkv, preset.encode.mastering, light)
-        final = tmp_mkv
+        write_container_hdr10(encoded, preset.encode.mastering, light)
+        final = encoded
         if container == ".mp4":
-            warnings += remux_mp4(tmp_mkv, tmp_mp4, info)
+            warnings += remux_mp4(encoded, tmp_mp4, info)
             final = tmp_mp4
+        # The remuxed MP4 is checked once more: FFmpeg 5.1 can exit 0 with a truncated file.
+        if final is tmp_mp4 and count_frames(tool_safe_path(final)) != total:
+            raise OutputError(f"cannot write {dst}: the finished file does not hold {total} frames")
         if dst.exists() and not overwrite:
             raise OutputError(f"output {dst} appeared while converting", hint="pass --overwrite to replace it")
         os.replace(final, dst)
     except OSError as exc:
         raise OutputError(f"cannot write {dst}: {exc.strerror or exc}") from exc
+    except FFmpegError as exc:
+        raise _write_error(exc, dst) from exc
+    except OutputError as exc:  # name the output, not its hidden temporary file
+        msg = str(exc)
+        for tmp in (tmp_mkv, tmp_mp4, tmp_vfr):
+            msg = msg.replace(str(tmp), str(dst))
+        if msg == str(exc):
+            raise
+        raise OutputError(msg, hint=exc.hint) from exc
     finally:
-        for p in (tmp_mkv, tmp_mp4):
+        for p in (tmp_mkv, tmp_mp4, tmp_vfr, tmp_ts):
             try:
                 p.unlink()
             except FileNotFoundError:
@@ -179,3 +297,29 @@ def convert(
         light=light, mastering=preset.encode.mastering, seconds=time.monotonic() - t0,
         warnings=warnings, decode_colour=decode_colour(info).describe(),
     )
+
+
+def _input_notes(info: VideoInfo, size: tuple[int, int]) -> list[str]:
+    """What convert() does about this input beyond the plain path (shown as warnings)."""
+    notes = []
+    if info.interlaced:
+        notes.append(f"interlaced input ({info.field_order}) deinterlaced with bwdif, one frame per frame")
+    if info.display_width % 2 or info.display_height % 2:
+        notes.append(f"odd size {info.display_width}x{info.display_height} padded to "
+                     f"{info.display_width + info.display_width % 2}x"
+                     f"{info.display_height + info.display_height % 2} by repeating the last column/row")
+    return notes
+
+
+def _retime_if_needed(plan: list[float] | None, mkv: Path, retimed: Path, ts_file: Path,
+                      warnings: list[str]) -> Path:
+    """The encode runs at the constant ``info.fps``; when the source's own frame timestamps say
+    otherwise (``plan``, from didtv.io.decode.retime_plan: variable frame rate, or a rate
+    header that lies), remux with them. Returns the file to continue with."""
+    from didtv.io.encode import retime_mkv
+
+    if plan is None:
+        return mkv
+    retime_mkv(mkv, retimed, plan, ts_file)
+    warnings.append("variable frame rate: the source's frame timestamps were kept")
+    return retimed

@@ -1,18 +1,62 @@
-"""``didtv convert IN OUT``: one SDR video to HDR10."""
+"""``didtv convert IN OUT``: one SDR video to HDR10, or (IN a folder) every video in it.
+
+A folder input is a batch (docs/batch.md): ``didtv convert IN_DIR OUT_DIR [--recursive]
+[--container mkv|mp4] [--jobs N]``. The library does the work (:func:`didtv.api.convert`,
+:func:`didtv.batch.convert_batch`); this module parses flags, renders progress, prints the
+summary and turns SIGTERM into the same clean stop as Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
+import time
 
 import click
 
 from didtv.cli.common import handle_errors
 
+#: Exit status after SIGINT (Ctrl-C) / SIGTERM, as shells report signals (128 + number).
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+#: Exit status of a batch in which at least one file failed.
+EXIT_SOME_FAILED = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered like Ctrl-C so the same cleanup runs."""
+
+
+@contextlib.contextmanager
+def signals_as_interrupts():
+    """While active (main thread only): SIGTERM raises :class:`Terminated` and SIGINT
+    KeyboardInterrupt, once; further signals are ignored so the cleanup that the first one
+    started (killing FFmpeg, deleting temporary files) is not cut short. Handlers are restored
+    on exit. Yields a dict whose "signal" is the first signal received (or None)."""
+    state: dict = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(signum, _frame):
+        if state["signal"] is not None:
+            return
+        state["signal"] = signum
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield state
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
 
 def _progress_renderer(quiet: bool):
     """A context manager + callback pair: a rich bar on a terminal, log lines otherwise."""
-    import contextlib
-
     if quiet:
         return contextlib.nullcontext(), None
     if sys.stderr.isatty():
@@ -43,34 +87,88 @@ def _progress_renderer(quiet: bool):
 
 
 @click.command("convert")
-@click.argument("src", type=click.Path(dir_okay=False, path_type=str))
-@click.argument("dst", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("src", type=click.Path(path_type=str))
+@click.argument("dst", type=click.Path(path_type=str))
 @click.option("--model", "-m", default=None, help="Model name (see 'didtv models') or a .safetensors file. Default: the preset's ('auto').")
 @click.option("--preset", "-p", default=None, help="Preset name (presets/*.toml) or a .toml file. Default: hdr10-1000.")
 @click.option("--crf", type=click.FloatRange(0, 51), default=None, help="x265 constant rate factor (lower = better).")
 @click.option("--x265-preset", default=None, help="x265 speed preset (ultrafast ... placebo).")
 @click.option("--lossless", is_flag=True, default=None, help="Write x265 lossless HEVC (mastering/measurement).")
-@click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
+@click.option("--overwrite", is_flag=True, help="Replace DST if it exists (folders: convert again even outputs that verify).")
 @click.option("--force", is_flag=True, help="Convert even if the input is already HDR.")
 @click.option("--device", default=None, help="torch device: auto (default), cpu, cuda, cuda:1 ...")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--verbose", "-v", is_flag=True, help="Show every FFmpeg/mkvtoolnix command line as it starts.")
+@click.option("--recursive", "-r", is_flag=True, default=None, help="Folders: include subfolders (mirrored in DST).")
+@click.option("--container", type=click.Choice(["mkv", "mp4"]), default=None,
+              help="Folders (or DST a folder): output container. Default: mkv.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None, help="Folders: files converted at once. Default: 1.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Folders: JSON report path. Default: DST/didtv-report.json.")
+@click.option("--verify", type=click.Choice(["quick", "full"]), default=None,
+              help="Folders: how existing outputs are checked before being skipped. Default: quick.")
 @handle_errors
-def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, force, device, quiet):
+def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, force, device, quiet,
+            verbose, recursive, container, jobs, report_path, verify):
     """Convert SRC (8- or 10-bit BT.709 SDR) to DST (.mkv or .mp4): 10-bit BT.2020 PQ HEVC with
     HDR10 metadata (mastering display; MaxCLL/MaxFALL measured from the written frames).
+
+    When SRC is a folder, every video in it (probed, not guessed from the extension) is
+    converted into the folder DST, mirroring the structure; re-running skips outputs that
+    verify, so an interrupted batch continues where it stopped. Exit status 0 only when no
+    file failed. See docs/batch.md.
 
     \b
     Example:
       didtv convert holiday.mp4 holiday-hdr.mkv --model bt2408 --crf 16
+      didtv convert videos/ videos-hdr/ --recursive --container mp4 --jobs 2
     """
-    from didtv.api import convert
     from didtv.presets import load_preset
 
+    if verbose:
+        from didtv.cli.main import configure_logging
+
+        configure_logging(True)
+
+    batch = os.path.isdir(src)
+    if not batch:
+        given = [f"--{n}" for n, v in (("recursive", recursive), ("jobs", jobs), ("report", report_path),
+                                       ("verify", verify)) if v is not None]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} only apply when SRC is a folder")
+        if container is not None and not os.path.isdir(dst):
+            raise click.UsageError("--container applies when SRC or DST is a folder "
+                                   "(otherwise DST's extension decides)")
     chosen = load_preset(preset).with_overrides(model=model, crf=crf, x265_preset=x265_preset,
                                                 lossless=lossless)
+    with signals_as_interrupts() as sig:
+        try:
+            if batch:
+                _batch(src, dst, chosen, recursive=bool(recursive), container=container or "mkv",
+                       jobs=jobs or 1, overwrite=overwrite, force=force, device=device,
+                       quiet=quiet, report_path=report_path, verify=verify or "quick")
+            else:
+                _single(src, dst, chosen, container=container, overwrite=overwrite, force=force,
+                        device=device, quiet=quiet)
+        except KeyboardInterrupt as exc:
+            from didtv.batch import BatchInterrupted
+
+            if isinstance(exc, BatchInterrupted):
+                _summary(exc.report, quiet=quiet, report_path=_report_path(dst, report_path))
+            terminated = sig["signal"] == signal.SIGTERM or isinstance(exc, Terminated)
+            click.echo(f"didtv: {'terminated' if terminated else 'interrupted'}; "
+                       "temporary files removed", err=True)
+            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+
+
+def _single(src, dst, preset, *, container, overwrite, force, device, quiet) -> None:
+    from didtv.api import convert
+
+    if os.path.isdir(dst):  # DST a folder: SRC's name with the container's extension
+        dst = os.path.join(dst, os.path.splitext(os.path.basename(src))[0] + f".{container or 'mkv'}")
     ctx, callback = _progress_renderer(quiet)
     with ctx:
-        result = convert(src, dst, preset=chosen, overwrite=overwrite, force=force, device=device,
+        result = convert(src, dst, preset=preset, overwrite=overwrite, force=force, device=device,
                          on_progress=callback)
     for w in result.warnings:
         click.echo(f"didtv: warning: {w}", err=True)
@@ -79,3 +177,172 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
             f"{result.output}: {result.frames} frames {result.width}x{result.height} @ "
             f"{float(result.fps):.3f} fps, model {result.model}, MaxCLL {result.light.max_cll} / "
             f"MaxFALL {result.light.max_fall} cd/m2, {result.seconds:.1f} s")
+
+
+def _report_path(dst: str, report_path: str | None) -> str:
+    return report_path or os.path.join(dst, "didtv-report.json")
+
+
+def _batch(src, dst, preset, *, recursive, container, jobs, overwrite, force, device, quiet,
+           report_path, verify) -> None:
+    from didtv.batch import convert_batch
+    from didtv.errors import OutputError
+
+    if os.path.exists(dst) and not os.path.isdir(dst):
+        raise OutputError(f"{dst} is a file: with a folder SRC, DST must be a folder")
+    report_path = _report_path(dst, report_path)
+    renderer = _BatchRenderer(quiet)
+    with renderer:
+        report = convert_batch(src, dst, preset=preset, container=container, recursive=recursive,
+                               jobs=jobs, overwrite=overwrite, force=force, device=device,
+                               verify=verify, report_path=report_path, on_event=renderer.event)
+    _summary(report, quiet=quiet, report_path=report_path)
+    if not report.ok:
+        sys.exit(EXIT_SOME_FAILED)
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "-:--"
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+class _BatchRenderer:
+    """Overall progress (files done / skipped / failed, frames, ETA) and each running file's
+    progress: rich bars on a terminal, plain lines otherwise. Called from worker threads
+    (convert_batch serialises the calls)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.t0 = time.monotonic()
+        self.frames_done = 0  # frames of finished conversions
+        self.current: dict[int, int] = {}  # id(item) -> frames done so far
+        self.expected = 0  # estimated frames of everything to convert
+        self.bar = None
+        self.overall = None
+        self.tasks: dict[int, int] = {}
+        self.logged: dict[int, int] = {}
+
+    def __enter__(self):
+        if not self.quiet and self.tty:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                TextColumn("{task.fields[info]}"), console=Console(stderr=True),
+                                transient=True)
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def _line(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(text, markup=False, highlight=False)
+        else:
+            click.echo(f"didtv: {text}", err=True)
+
+    def _overall_text(self, report) -> str:
+        c = report.counts
+        finished = c["converted"] + c["skipped"] + c["failed"]
+        done = self.frames_done + sum(self.current.values())
+        elapsed = time.monotonic() - self.t0
+        eta = None
+        if done and elapsed > 0:
+            eta = max(self.expected - done, 0) / (done / elapsed)
+        return (f"{finished}/{c['total']} files: {c['converted']} converted, {c['skipped']} skipped, "
+                f"{c['failed']} failed; {done}/{self.expected} frames; ETA {_fmt_seconds(eta)}")
+
+    def event(self, ev) -> None:
+        report, item = ev.report, ev.item
+        if ev.kind == "plan":
+            todo = [i for i in report.items if i.status == "pending"]
+            self.expected = sum(i.estimated_frames or 0 for i in todo)
+            if self.quiet:
+                return
+            self._line(f"{len(report.items)} files in {report.in_dir}: {len(todo)} videos to check "
+                       f"or convert into {report.out_dir}")
+            for p in report.removed_partials:
+                self._line(f"removed stale temporary file {p}")
+            if self.bar is not None:
+                self.overall = self.bar.add_task("[bold]batch", total=max(len(report.items), 1),
+                                                 info=self._overall_text(report))
+            return
+        key = id(item)
+        if ev.kind == "start":
+            self.current[key] = 0
+            if self.bar is not None:
+                self.tasks[key] = self.bar.add_task(f"  {item.input}", total=item.estimated_frames, info="")
+        elif ev.kind == "progress":
+            p = ev.progress
+            self.current[key] = p.frames_done
+            if self.bar is not None and key in self.tasks:
+                self.bar.update(self.tasks[key], total=p.frames_total, completed=p.frames_done,
+                                info=f"{p.frames_done}/{p.frames_total} frames, {p.fps:.1f} fps, "
+                                     f"ETA {_fmt_seconds(p.eta)}")
+            elif self.bar is None and not self.quiet and p.frames_total:
+                step = max(p.frames_total // 4, 1)  # a line every 25 %
+                if p.frames_done and (p.frames_done % step == 0 or p.frames_done == p.frames_total) \
+                        and self.logged.get(key) != p.frames_done:
+                    self.logged[key] = p.frames_done
+                    self._line(f"  {item.input}: {p.frames_done}/{p.frames_total} frames, "
+                               f"{p.fps:.1f} fps | {self._overall_text(report)}")
+        elif ev.kind == "done":
+            self.current.pop(key, None)
+            if item.info is not None:  # a video: replace its estimate by what it really took
+                self.expected -= item.estimated_frames or 0
+                if item.status == "converted":
+                    self.frames_done += item.frames or 0
+                    self.expected += item.frames or 0
+            if key in self.tasks:
+                self.bar.remove_task(self.tasks.pop(key))
+            if item.status == "failed":
+                # Failures are shown even with --quiet: one line each.
+                if self.quiet:
+                    click.echo(f"didtv: failed: {item.input}: {item.reason}", err=True)
+                else:
+                    self._line(f"failed: {item.input}: {item.reason}")
+            elif not self.quiet and item.status in ("converted", "interrupted") or (
+                    not self.quiet and item.status == "skipped" and item.info is not None):
+                extra = f" ({item.frames} frames, {item.seconds or 0:.1f} s)" if item.status == "converted" else ""
+                why = f": {item.reason}" if item.reason else ""
+                self._line(f"{item.status}: {item.input}{extra}{why}")
+        if self.bar is not None and self.overall is not None:
+            c = report.counts
+            self.bar.update(self.overall, completed=c["converted"] + c["skipped"] + c["failed"],
+                            info=self._overall_text(report))
+
+
+def _summary(report, *, quiet: bool, report_path: str) -> None:
+    """The table of every file (stdout) and a one-line total."""
+    c = report.counts
+    line = (f"{c['converted']} converted, {c['skipped']} skipped, {c['failed']} failed"
+            + (f", {c['interrupted']} interrupted, {c['pending']} not started" if report.interrupted else "")
+            + f" of {c['total']} files in {report.seconds:.1f} s; report: {report_path}")
+    if quiet:
+        if c["failed"] or report.interrupted:
+            click.echo(f"didtv: {line}", err=True)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"didtv: {report.in_dir} -> {report.out_dir}", title_justify="left")
+    for col, kw in (("status", {}), ("input", {"overflow": "fold"}), ("output", {"overflow": "fold"}),
+                    ("frames", {"justify": "right"}), ("s", {"justify": "right"}),
+                    ("reason", {"overflow": "fold"})):
+        table.add_column(col, **kw)
+    style = {"converted": "green", "skipped": "dim", "failed": "bold red", "interrupted": "yellow",
+             "pending": "yellow"}
+    for i in report.items:
+        table.add_row(f"[{style[i.status]}]{i.status}[/]", i.input, i.output or "",
+                      "" if i.frames is None else str(i.frames),
+                      "" if i.seconds is None else f"{i.seconds:.1f}", i.reason or "")
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+    console.print(table)
+    click.echo(line)

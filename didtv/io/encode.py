@@ -11,20 +11,31 @@ Three steps, each a separate, checkable process:
    frames written (no FFmpeg version writes them, see ../shared/RESEARCH.md).
 3. For ``.mp4``: ``ffmpeg -c copy`` remux with ``-tag:v hvc1``, converting what MP4 cannot hold
    (text subtitles to mov_text, PCM audio to ALAC); it carries mdcv/clli over from the MKV.
+
+Variable-frame-rate input is encoded at a nominal rate and then re-timed with the source's own
+frame timestamps (:func:`retime_mkv`: ``mkvmerge --timestamps 0:FILE``, a timestamps v2 file).
+
+Failures are loud: FFmpeg 5.1 exits with status 0 when the disk fills up ("Error writing
+trailer ...: No space left on device"), so any error line on stderr fails the step, and an
+encoder killed by SIGXFSZ (a file size limit) or reporting ENOSPC / EFBIG is an
+:class:`OutputError` saying so.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from didtv.color.hdr10 import ContentLightLevel, LightLevelMeter, MasteringDisplay
-from didtv.errors import FFmpegError, OutputError
+from didtv.errors import DidtvError, FFmpegError, OutputError
+from didtv.io.decode import tool_safe_path
 from didtv.io.ffmpeg import FFMPEG_FLAGS, Child, last_line, run, spawn, tool_path
 from didtv.io.probe import VideoInfo
 
@@ -68,18 +79,58 @@ class EncodeSettings:
         return ":".join(params)
 
 
+#: x265 3.5 refuses pictures narrower or lower than this ("Image size is too small"), whatever
+#: the preset (measured: 16x16 works, 16x14 and 14x16 fail).
+MIN_ENCODE_SIZE = 16
+
+#: Narrower than this, x265's SIMD code is switched off (``asm=0``): Debian's libx265 3.5
+#: corrupts its heap and aborts (SIGABRT, "corrupted size vs. prev_size") on 10-bit pictures 34
+#: to 48 pixels wide with its AVX2 routines (measured: 21 of 24 runs crash; 0 with asm=0 or
+#: asm=sse4). Pictures this small encode in no time without SIMD.
+X265_NO_ASM_BELOW_WIDTH = 64
+
+#: Messages with which the OS reports a full disk or an exceeded file size limit.
+_NO_SPACE = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def write_failure(what: str, path, rc: int | None, stderr: str) -> DidtvError:
+    """The error for a writer (ffmpeg, mkvmerge, mkvpropedit) that failed: an OutputError
+    naming the cause for a full disk / size limit, else FFmpegError with FFmpeg's last line."""
+    if rc is not None and rc == -signal.SIGXFSZ:
+        return OutputError(f"cannot write {path}: file size limit exceeded (SIGXFSZ; ulimit -f)")
+    for needle in _NO_SPACE:
+        if needle in stderr:
+            return OutputError(f"cannot write {path}: {needle.lower()}",
+                               hint="free some space (or raise the quota) and run again")
+    status = f"exit {rc}" if rc is not None else "error"
+    return FFmpegError(f"{what} failed ({status}): {last_line(stderr)}")
+
+
+def run_strict(argv: Sequence[str], what: str, path) -> None:
+    """Run a writing command to completion; a non-zero exit *or any line on stderr* (the tools
+    run at their error-only log level) is a failure (:func:`write_failure`)."""
+    child = spawn(argv, stdout=subprocess.DEVNULL)
+    rc = child.proc.wait()
+    err = child.stderr.text().strip()
+    if rc != 0 or err:
+        raise write_failure(what, path, rc, err)
+
+
 def _fps_arg(fps: Fraction) -> str:
     return f"{fps.numerator}/{fps.denominator}"
 
 
 def encode_argv(dst: Path, *, width: int, height: int, fps: Fraction, settings: EncodeSettings,
-                source: VideoInfo | None) -> list[str]:
-    """ffmpeg argv: raw ``gbrpf32le`` frames on stdin (+ the source for its other streams) -> MKV."""
+                source: VideoInfo | None, metadata: Mapping[str, str] | None = None) -> list[str]:
+    """ffmpeg argv: raw ``gbrpf32le`` frames on stdin (+ the source for its other streams) -> MKV.
+
+    ``metadata``: extra global tags (after the source's, which are copied), e.g. didtv's
+    ``DIDTV`` record of the source and options (see didtv.api.conversion_identity)."""
     argv = [tool_path("ffmpeg"), *FFMPEG_FLAGS, "-y",
             "-f", "rawvideo", "-pix_fmt", "gbrpf32le", "-s", f"{width}x{height}",
             "-framerate", _fps_arg(fps), "-i", "pipe:0"]
     if source is not None:
-        argv += ["-i", source.path]
+        argv += ["-i", tool_safe_path(source.path)]
     argv += ["-map", "0:v:0"]
     if source is not None:
         argv += ["-map", "1:a?", "-map", "1:s?", "-map", "1:t?",
@@ -87,6 +138,8 @@ def encode_argv(dst: Path, *, width: int, height: int, fps: Fraction, settings: 
         for k, sub in enumerate(source.subtitles):
             if sub.codec == "mov_text":  # MP4's text format is not allowed in Matroska
                 argv += [f"-c:s:{k}", "srt"]
+    for key, value in (metadata or {}).items():
+        argv += ["-metadata", f"{key}={value}"]
     argv += [
         "-vf", ("zscale=rin=full:m=2020_ncl:r=limited:c=left,format=yuv420p10le,"
                 "setparams=color_primaries=bt2020:color_trc=smpte2084:colorspace=bt2020nc:range=tv"),
@@ -94,8 +147,11 @@ def encode_argv(dst: Path, *, width: int, height: int, fps: Fraction, settings: 
     ]
     if not settings.lossless:
         argv += ["-crf", f"{settings.crf:g}"]
-    argv += ["-x265-params", settings.x265_param_string(), *COLOUR_TAGS,
-             "-metadata:s:v:0", "title=", "-f", "matroska", str(dst)]
+    x265_params = settings.x265_param_string()
+    if width < X265_NO_ASM_BELOW_WIDTH:
+        x265_params += ":asm=0"
+    argv += ["-x265-params", x265_params, *COLOUR_TAGS,
+             "-metadata:s:v:0", "title=", "-f", "matroska", tool_safe_path(dst)]
     return argv
 
 
@@ -109,14 +165,18 @@ class HDR10Writer:
     """
 
     def __init__(self, mkv_path: Path, *, width: int, height: int, fps: Fraction,
-                 settings: EncodeSettings, source: VideoInfo | None) -> None:
+                 settings: EncodeSettings, source: VideoInfo | None,
+                 metadata: Mapping[str, str] | None = None) -> None:
         if width % 2 or height % 2:
             raise OutputError(f"4:2:0 output needs even width and height, got {width}x{height}")
+        if width < MIN_ENCODE_SIZE or height < MIN_ENCODE_SIZE:
+            raise OutputError(f"x265 needs at least {MIN_ENCODE_SIZE}x{MIN_ENCODE_SIZE} pixels, "
+                              f"got {width}x{height}")
         self.path = Path(mkv_path)
         self.width, self.height = width, height
         self.frames_written = 0
         self._argv = encode_argv(self.path, width=width, height=height, fps=fps, settings=settings,
-                                 source=source)
+                                 source=source, metadata=metadata)
         self._child: Child = spawn(self._argv, stdin=subprocess.PIPE)
         self._planes = np.empty((3, height, width), dtype="<f4")
 
@@ -134,9 +194,9 @@ class HDR10Writer:
         try:
             self._child.proc.stdin.write(planes.tobytes())
         except (BrokenPipeError, OSError) as exc:
-            self._child.proc.wait()
-            raise FFmpegError(f"encoder stopped at frame {self.frames_written}: "
-                              f"{last_line(self._child.stderr.text())}") from exc
+            rc = self._child.proc.wait()
+            raise write_failure(f"encoder (stopped at frame {self.frames_written})", self.path, rc,
+                                self._child.stderr.text()) from exc
         self.frames_written += 1
 
     def close(self) -> None:
@@ -144,7 +204,11 @@ class HDR10Writer:
             self._child.proc.stdin.close()
         except (BrokenPipeError, OSError):
             pass
-        self._child.wait("encoding (x265)")
+        rc = self._child.proc.wait()
+        err = self._child.stderr.text().strip()
+        # FFmpeg 5.1 exits 0 after "Error writing trailer ...: No space left on device".
+        if rc != 0 or err:
+            raise write_failure("encoding (x265)", self.path, rc, err)
 
     def abort(self) -> None:
         try:
@@ -167,7 +231,7 @@ def measure_written(path: Path) -> tuple[ContentLightLevel, int]:
     from didtv.io.probe import probe
 
     meter = LightLevelMeter(quantise=False)
-    with FrameReader(probe(path)) as reader:
+    with FrameReader(probe(tool_safe_path(path))) as reader:
         for frame in reader:
             meter.update(frame)
     return meter.result(), meter.frames
@@ -175,7 +239,7 @@ def measure_written(path: Path) -> tuple[ContentLightLevel, int]:
 
 def write_container_hdr10(mkv_path: Path, mastering: MasteringDisplay, light: ContentLightLevel) -> None:
     """Put MasteringMetadata and MaxCLL / MaxFALL into the MKV's first video track, in place."""
-    argv = [tool_path("mkvpropedit"), "--quiet", str(mkv_path), "--edit", "track:v1",
+    argv = [tool_path("mkvpropedit"), "--quiet", tool_safe_path(mkv_path), "--edit", "track:v1",
             *mastering.mkvpropedit_args(),
             "--set", f"max-content-light={light.max_cll}", "--set", f"max-frame-light={light.max_fall}"]
     run(argv, "mkvpropedit (HDR10 container metadata)")
@@ -222,11 +286,32 @@ def _mp4_stream_args(source: VideoInfo | None) -> tuple[list[str], list[str]]:
 def remux_mp4(mkv_path: Path, mp4_path: Path, source: VideoInfo | None) -> list[str]:
     """MKV -> MP4 (hvc1), stream copy where MP4 allows; returns warnings for what changed."""
     stream_args, warnings = _mp4_stream_args(source)
-    argv = [tool_path("ffmpeg"), *FFMPEG_FLAGS, "-y", "-i", str(mkv_path), *stream_args,
+    # use_metadata_tags: MP4's iTunes-style tags have no free-form key, so without it the DIDTV
+    # tag (what batch resumption checks) would be dropped; tags are then stored as mdta keys.
+    argv = [tool_path("ffmpeg"), *FFMPEG_FLAGS, "-y", "-i", tool_safe_path(mkv_path), *stream_args,
             "-map_metadata", "0", "-map_chapters", "0", "-c:v", "copy", "-tag:v", "hvc1",
-            *COLOUR_TAGS, "-movflags", "+faststart+write_colr", "-f", "mp4", str(mp4_path)]
-    run(argv, "remux to MP4")
+            *COLOUR_TAGS, "-movflags", "+faststart+write_colr+use_metadata_tags", "-f", "mp4",
+            tool_safe_path(mp4_path)]
+    run_strict(argv, "remux to MP4", mp4_path)
     return warnings
+
+
+def retime_mkv(mkv_path: Path, out_path: Path, timestamps_ms: Sequence[float], ts_file: Path) -> None:
+    """Give the video track of ``mkv_path`` these presentation timestamps (milliseconds, one per
+    frame, in order), writing ``out_path``; ``ts_file`` is where the timestamps v2 file goes
+    (the caller removes it). Other tracks, chapters, tags and attachments are kept by mkvmerge;
+    the video track is track 0 (the encode maps it first)."""
+    lines = ["# timestamp format v2"] + [f"{t:.6f}".rstrip("0").rstrip(".") for t in timestamps_ms]
+    Path(ts_file).write_text("\n".join(lines) + "\n", encoding="ascii")
+    argv = [tool_path("mkvmerge"), "--quiet", "--output", tool_safe_path(out_path),
+            "--timestamps", f"0:{tool_safe_path(ts_file)}", tool_safe_path(mkv_path)]
+    child = spawn(argv, stdout=subprocess.PIPE)
+    out = child.proc.stdout.read().decode("utf-8", "replace")
+    rc = child.proc.wait()
+    # mkvmerge: 0 = fine, 1 = warnings (the file is written), 2 = error; it reports on stdout.
+    if rc not in (0, 1):
+        raise write_failure("mkvmerge (variable frame rate timestamps)", out_path, rc,
+                            out + child.stderr.text())
 
 
 def container_of(path: Path) -> str:

@@ -2,12 +2,18 @@
 
 Every child gets ``-nostdin -hide_banner`` (FFmpeg) and its stderr is drained in a thread so a
 chatty FFmpeg can never block on a full pipe; the tail of stderr is shown when it fails.
+
+Every command started is logged at DEBUG level on the ``didtv.io.ffmpeg`` logger (a child of
+``didtv``), as a shell-quoted line one can paste into a terminal. The library never prints:
+``didtv convert --verbose`` attaches a handler.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shlex
 import shutil
 import subprocess
 import threading
@@ -21,6 +27,13 @@ from didtv.errors import FFmpegError
 INSTALL_HINT = "install Debian's packages: apt-get install ffmpeg mkvtoolnix"
 # Common flags for every ffmpeg we start.
 FFMPEG_FLAGS = ["-nostdin", "-hide_banner", "-loglevel", "error", "-nostats"]
+
+log = logging.getLogger(__name__)
+
+
+def _log_command(argv: Sequence[str]) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("running: %s", shlex.join(os.fspath(a) for a in argv))
 
 
 def tool_path(name: str) -> str:
@@ -36,6 +49,7 @@ def tool_path(name: str) -> str:
 @lru_cache(maxsize=None)
 def _ffmpeg_features(ffmpeg: str) -> tuple[frozenset[str], frozenset[str]]:
     def listing(flag: str) -> str:
+        _log_command([ffmpeg, "-hide_banner", flag])
         out = subprocess.run([ffmpeg, "-hide_banner", flag], capture_output=True, text=True, check=False)
         return out.stdout
 
@@ -104,12 +118,14 @@ class Child:
 
 def spawn(argv: Sequence[str], *, stdin=None, stdout=None) -> Child:
     """Start a child process with stderr drained. ``argv[0]`` must be an absolute tool path."""
+    _log_command(argv)
     proc = subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
     return Child(list(argv), proc, StderrDrain(proc.stderr))
 
 
 def run(argv: Sequence[str], what: str, *, timeout: float | None = None) -> str:
     """Run a short command to completion; returns stdout; FFmpegError on failure."""
+    _log_command(argv)
     try:
         out = subprocess.run(list(argv), capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:

@@ -211,7 +211,9 @@ _register_builtins()
 
 
 #: ``--model auto`` picks the first of these whose weights are present (analytic ones always are).
-AUTO_ORDER = ("tiny", "bt2408")
+#: Tiny's shipped weights do not yet meet issue 7's targets (docs/model-card.md), so the default
+#: stays the BT.2408 mapping; put "tiny" first once they do.
+AUTO_ORDER = ("bt2408",)
 
 
 def default_model_name() -> str:

@@ -49,18 +49,64 @@ class Runner:
         self.model = model.to(self.device).eval()
 
     @torch.inference_mode()
-    def infer(self, window: list[np.ndarray]) -> np.ndarray:
-        """One window (``spec.window`` frames) -> the HDR centre frame."""
+    def infer(self, window: list[np.ndarray], shot: "ShotCondition | None" = None) -> np.ndarray:
+        """One window (``spec.window`` frames) -> the HDR centre frame.
+
+        Stateless unless ``shot`` is given: then a model with a global condition
+        (``condition_vector``) gets the running mean of its condition over the current shot.
+        """
         x = torch.from_numpy(np.stack(window)).unsqueeze(0).to(self.device)
         x, h, w = pad_to_multiple(x, self.spec.multiple_of)
-        y = self.model(x)
+        if shot is not None and hasattr(self.model, "condition_vector"):
+            cond = shot.update(self.model.condition_vector(x), window[len(window) // 2])
+            y = self.model(x, cond)
+        else:
+            y = self.model(x)
         if isinstance(y, (tuple, list)):
             y = y[0]
         return y[0, :, :h, :w].float().cpu().numpy()
 
     def process(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        reset = getattr(self.model, "reset_state", None)
-        if callable(reset):
-            reset()
+        """Every input frame -> one HDR frame; the global condition is held steady per shot."""
+        shot = ShotCondition()
         for window in sliding_windows(frames, self.spec.window):
-            yield self.infer(window)
+            yield self.infer(window, shot)
+
+
+def thumbnail(frame: np.ndarray, size: int = 16) -> np.ndarray:
+    """``(3, h, w)`` -> ``(size, size)`` mean-pooled luma-ish thumbnail (for cut detection)."""
+    t = torch.from_numpy(np.ascontiguousarray(frame)).float().mean(0, keepdim=True)[None]
+    return F.adaptive_avg_pool2d(t, size)[0, 0].numpy()
+
+
+def is_cut(previous: np.ndarray | None, current: np.ndarray, threshold: float = 0.12) -> bool:
+    """A hard cut: the mean absolute difference of consecutive thumbnails exceeds ``threshold``
+    (code values in [0, 1]). Camera motion and flashes of a few frames stay well below it on
+    real clips; a change of scene lands far above it."""
+    return previous is None or float(np.mean(np.abs(current - previous))) > threshold
+
+
+class ShotCondition:
+    """Running mean of a model's global condition vector within the current shot.
+
+    A per-frame condition makes the output brightness jitter from frame to frame (14x the
+    BT.2408 mapping's jitter in a prototype, ../shared/RESEARCH.md); averaging it over the shot
+    so far keeps the tone mapping steady, and a hard cut starts a new average.
+    """
+
+    def __init__(self, threshold: float = 0.12) -> None:
+        self.threshold = threshold
+        self._sum: torch.Tensor | None = None
+        self._count = 0
+        self._thumb: np.ndarray | None = None
+        self.shots = 0
+
+    def update(self, cond: torch.Tensor, centre: np.ndarray) -> torch.Tensor:
+        thumb = thumbnail(centre)
+        if is_cut(self._thumb, thumb, self.threshold):
+            self._sum, self._count = None, 0
+            self.shots += 1
+        self._thumb = thumb
+        self._sum = cond.clone() if self._sum is None else self._sum + cond
+        self._count += 1
+        return self._sum / self._count

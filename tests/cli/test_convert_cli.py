@@ -41,7 +41,7 @@ def test_convert_reports_result_and_progress_lines(tmp_path):
     "args, code, needle",
     [
         (["--model", "nosuchmodel"], 5, "unknown model"),
-        (["--model", "tiny"], 5, "no trained weights"),
+        (["--model", "full"], 5, "no trained weights"),
         (["--preset", "nosuchpreset"], 2, "unknown preset"),
         (["--x265-preset", "warp9"], 2, "x265 preset"),
     ],

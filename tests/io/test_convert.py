@@ -175,7 +175,7 @@ def test_output_equal_to_input_is_refused(tmp_path):
 def test_missing_weights_fail_before_any_output(tmp_path):
     src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=3)
     with pytest.raises(ModelError, match="no trained weights"):
-        convert(src, tmp_path / "o.mkv", model="tiny")
+        convert(src, tmp_path / "o.mkv", model="full")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
@@ -187,11 +187,11 @@ def test_failure_midway_leaves_nothing(tmp_path, monkeypatch, exc):
     real = Runner.infer
     calls = {"n": 0}
 
-    def flaky(self, window):
+    def flaky(self, window, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 5:
             raise exc
-        return real(self, window)
+        return real(self, window, *args, **kwargs)
 
     monkeypatch.setattr(Runner, "infer", flaky)
     with pytest.raises(type(exc)):

@@ -1,0 +1,110 @@
+"""``didtv data build``, ``didtv train`` and ``didtv eval``: making, training and measuring models."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from didtv.cli.common import handle_errors
+
+
+@click.group("data")
+def data_group() -> None:
+    """Build training and validation data from real HDR images."""
+
+
+@data_group.command("build")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder to write clips and manifest.json into.")
+@click.option("--split", type=click.Choice(["train", "val"]), default="train", show_default=True)
+@click.option("--clips-per-source", default=10, show_default=True, help="Random views per source (train split).")
+@click.option("--size", default=192, show_default=True, help="View edge in pixels (train split).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--workers", default=2, show_default=True)
+@handle_errors
+def data_build(sources, output, split, clips_per_source, size, seed, workers):
+    """Render SOURCES (OpenEXR files or folders) into (degraded SDR, clean SDR, HDR) clips.
+
+    \b
+    Example:
+      didtv data build ../shared/data/hdri/train -o data/train --split train
+      didtv data build ../shared/data/hdri/val -o data/val --split val
+    """
+    from didtv.data.build import build
+
+    out = build(list(sources), output, seed=seed, clips_per_source=clips_per_source, size=(size, size),
+                split=split, workers=workers,
+                on_clip=lambda n: click.echo(f"didtv: {n} clips", err=True) if n % 50 == 0 else None)
+    click.echo(f"wrote {out}/manifest.json")
+
+
+@click.command("train")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--resume", is_flag=True, help="Continue from out_dir/checkpoint.pt.")
+@click.option("--iterations", type=int, default=None, help="Stop after this many more iterations.")
+@handle_errors
+def train_command(config, resume, iterations):
+    """Train DIDNet with a TOML CONFIG (see didtv/train/configs/tiny.toml).
+
+    \b
+    Example:
+      didtv train didtv/train/configs/tiny.toml --resume
+    """
+    from didtv.train.config import load_config
+    from didtv.train.loop import train
+
+    cfg = load_config(config)
+
+    def log(rec: dict) -> None:
+        if "val" in rec:
+            v = rec["val"]
+            click.echo(f"[{rec['iteration']}] val PSNR {v['psnr']:.2f} dB (bt2408 {v['psnr_bt2408']:.2f})", err=True)
+        else:
+            click.echo(f"[{rec['iteration']}] loss {rec['loss']:.4f} (hdr {rec['l1_hdr']:.4f}, aux {rec['l1_aux']:.4f}) "
+                       f"lr {rec['lr']:.2e} {rec['sec_per_it']:.2f} s/it", err=True)
+
+    out = train(cfg, resume=resume, log=log, stop_after=iterations)
+    click.echo(f"checkpoints and log in {out}")
+
+
+@click.command("eval")
+@click.option("--model", "-m", "models", multiple=True, required=True, help="Model name or .safetensors (repeatable).")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False), help="A validation set (didtv data build --split val).")
+@click.option("--qp", default=None, help="Comma-separated QPs to keep, e.g. 27,32,37,42.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@handle_errors
+def eval_command(models, data_dir, qp, as_json):
+    """Score models side by side: PSNR (PQ) and ΔE_ITP per SDR operator and QP.
+
+    \b
+    Example:
+      didtv eval -m tiny -m bt2408 -m bt2446a --data data/val --qp 27,32,37,42
+    """
+    from didtv.train.evaluate import evaluate
+
+    qps = [int(q) for q in qp.split(",")] if qp else None
+    result = evaluate(models, data_dir, qps=qps,
+                      on_clip=None if as_json else (lambda k, n: click.echo(f"didtv: {k}/{n} clips", err=True) if k % 24 == 0 else None))
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    click.echo(format_tables(result))
+
+
+def format_tables(result: dict) -> str:
+    """Markdown tables: rows = operator (and 'mean'), columns = QPs then mean, one per metric and model."""
+    groups = result["summary"]["groups"]
+    ops = sorted({g["operator"] for g in groups if g["operator"] != "*"}) + ["*"]
+    qps = sorted({g["qp"] for g in groups if g["qp"] != "*"}) + ["*"]
+    index = {(g["model"], g["operator"], g["qp"]): g for g in groups}
+    lines = []
+    for metric, label in (("psnr", "PSNR (dB, PQ BT.2020)"), ("delta_e_itp", "ΔE_ITP")):
+        lines.append(f"\n### {label}\n")
+        head = "| operator | model | " + " | ".join(f"QP {q}" if q != "*" else "mean" for q in qps) + " |"
+        lines += [head, "|" + "---|" * (len(qps) + 2)]
+        for op in ops:
+            for model in result["models"]:
+                cells = [f"{index[(model, op, q)][metric]:.2f}" if (model, op, q) in index else "-" for q in qps]
+                lines.append(f"| {'all' if op == '*' else op} | {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

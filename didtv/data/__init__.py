@@ -1,0 +1,1 @@
+"""Training and validation data: real HDR light -> display-referred HDR clips -> degraded SDR."""

@@ -1,0 +1,121 @@
+"""``didtv data build``: HDR sources -> a deterministic set of (degraded SDR, clean SDR, HDR) clips.
+
+Each clip is one ``.npz`` file (uncompressed, for fast loading)::
+
+    lq   uint16 (7, 3, h, w)  decoded SDR after codec damage, R'G'B' * 65535 (BT.709)
+    sdr  uint8  (3, h, w)     clean SDR centre frame (the auxiliary target), 8-bit R'G'B'
+    hdr  uint16 (T, 3, h, w)  HDR target, BT.2020 PQ * 65535; T = 1 (centre) or 7 (``all_frames``)
+
+and ``manifest.json`` lists every clip with how it was made. The same seed gives the same data.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from didtv.color.gamut import BT709_TO_BT2020, apply_matrix
+from didtv.color.transfer import pq_inverse_eotf
+from didtv.data.degrade import CODECS, OPERATORS, QPS, codec_damage, render_sdr
+from didtv.data.sources import find_sources, hdr_clip, read_exr
+
+
+@dataclass(frozen=True)
+class ClipRecipe:
+    file: str
+    source: str
+    operator: str
+    codec: str
+    qp: int
+    exposure: float
+    saturation: float
+    seed: int
+
+
+def hdr_to_pq2020(nits: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` BT.709 light in cd/m2 -> BT.2020 PQ in [0, 1]."""
+    return pq_inverse_eotf(np.clip(apply_matrix(nits, BT709_TO_BT2020), 0.0, None))
+
+
+def _make_clip(args) -> dict:
+    (src, out_dir, recipe_seed, size, whole, renders, all_frames) = args
+    rng = np.random.default_rng(recipe_seed)
+    image = read_exr(src)
+    panorama = abs(image.shape[1] / image.shape[0] - 2.0) < 0.05
+    clip = hdr_clip(image, rng, size=size, panorama=panorama, whole=whole,
+                    key_range=(-0.5, 0.5) if whole else (-1.0, 1.0))
+    pq = hdr_to_pq2020(clip).transpose(0, 3, 1, 2)  # (t, 3, h, w)
+    hdr = pq if all_frames else pq[len(pq) // 2:len(pq) // 2 + 1]
+    hdr16 = np.rint(np.clip(hdr, 0, 1) * 65535).astype(np.uint16)
+    records = []
+    for name, operator, codec, qp, exposure, saturation in renders:
+        sdr8 = render_sdr(clip, operator, exposure=exposure, saturation=saturation)  # (t, h, w, 3)
+        lq = codec_damage(sdr8, codec=codec, qp=qp)
+        np.savez(Path(out_dir) / name, lq=np.rint(lq * 65535).astype(np.uint16),
+                 sdr=sdr8[len(sdr8) // 2].transpose(2, 0, 1).copy(), hdr=hdr16)
+        records.append(asdict(ClipRecipe(name, str(src), operator, codec, qp, exposure, saturation, recipe_seed)))
+    return {"records": records}
+
+
+def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clips_per_source: int = 8,
+          size: tuple[int, int] = (192, 192), split: str = "train", workers: int = 2,
+          max_width: int = 384, on_clip=None) -> Path:
+    """Build a data set. ``split="train"``: ``clips_per_source`` random views per source, each with
+    a random operator, codec, QP, exposure and saturation. ``split="val"``: the whole image
+    (downscaled to at most ``max_width``, sizes multiples of 8), every operator x every QP,
+    x265, neutral grade, all 7 HDR frames stored (for temporal measures)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = find_sources(sources)
+    if not files:
+        raise ValueError("no HDR sources found")
+    jobs = []
+    for si, src in enumerate(files):
+        stem = src.stem
+        if split == "train":
+            for ci in range(clips_per_source):
+                ss = np.random.SeedSequence([seed, si, ci])
+                rng = np.random.default_rng(ss)
+                recipe_seed = int(ss.generate_state(1)[0])
+                render = (f"{stem}-{ci:03d}.npz", str(rng.choice(OPERATORS)),
+                          str(rng.choice(CODECS, p=[0.75, 0.25])), int(rng.choice(QPS)),
+                          float(2.0 ** rng.uniform(-0.6, 0.4)), float(rng.uniform(0.85, 1.15)))
+                jobs.append((src, out, recipe_seed, size, False, [render], False))
+        elif split == "val":
+            h, w = read_exr(src).shape[:2]
+            vw = min(max_width, w) // 8 * 8
+            vh = int(round(vw * h / w / 8)) * 8
+            recipe_seed = int(np.random.SeedSequence([seed, si]).generate_state(1)[0])
+            renders = [(f"{stem}-{op}-qp{qp}.npz", op, "x265", qp, 1.0, 1.0) for op in OPERATORS for qp in QPS]
+            jobs.append((src, out, recipe_seed, (vh, vw), True, renders, True))
+        else:
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    records: list[dict] = []
+    if workers <= 1:
+        results = map(_make_clip, jobs)
+        pool = None
+    else:
+        # "spawn": forking a process that has already started torch's thread pools can deadlock.
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        results = pool.map(_make_clip, jobs)
+    try:
+        for result in results:
+            records += result["records"]
+            if on_clip:
+                on_clip(len(records))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    manifest = {"split": split, "seed": seed, "size": list(size), "sources": [str(f) for f in files],
+                "operators": list(OPERATORS), "qps": list(QPS), "clips": records}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return out
+
+
+def load_manifest(data_dir: str | Path) -> dict:
+    return json.loads((Path(data_dir) / "manifest.json").read_text())

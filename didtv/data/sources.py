@@ -1,0 +1,175 @@
+"""HDR sources -> display-referred HDR clips (7 frames of BT.709-primaries linear light, cd/m2).
+
+Convention (docs/training.md):
+
+1. **Read** scene-linear OpenEXR (BT.709 primaries, relative units); negatives (compression
+   ringing) are clamped to 0.
+2. **View**: a camera-like view of ``size x size`` pixels is cut from the image at a random
+   centre and zoom (equirectangular panoramas: away from the poles). The image is first
+   area-downscaled so the view samples it at about one source pixel per output pixel.
+3. **Motion**: the 7 frames are the same view under a small synthetic camera motion (pan,
+   zoom, rotation, sub-pixel jitter), rendered with bilinear sampling: real 7-frame windows.
+4. **Exposure** is anchored on the view (not the whole panorama): the log-average luminance of
+   the centre frame, ignoring the darkest and brightest 1 %, is mapped to ``key`` cd/m2
+   (default 18 % of the BT.2408 reference white, 36.5 cd/m2, times a random 2^U(-1, 1)).
+5. **Highlights** roll off smoothly to the mastering peak (1000 cd/m2) with the BT.2390 EETF
+   applied in PQ to max(R, G, B), which keeps hue; light below about 390 cd/m2 is untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from didtv.color.transfer import REFERENCE_WHITE, pq_eotf, pq_inverse_eotf
+
+LUMA_709 = np.array([0.2126, 0.7152, 0.0722])
+EXR_SUFFIXES = (".exr",)
+
+
+def read_exr(path: str | Path) -> np.ndarray:
+    """Scene-linear RGB ``(h, w, 3)`` float32 from an OpenEXR file (Y-only files become grey)."""
+    import OpenEXR
+
+    with OpenEXR.File(str(path)) as f:
+        channels = f.channels()
+        if "RGB" in channels:
+            rgb = channels["RGB"].pixels[..., :3]
+        elif "RGBA" in channels:
+            rgb = channels["RGBA"].pixels[..., :3]
+        elif all(c in channels for c in "RGB"):
+            rgb = np.stack([channels[c].pixels for c in "RGB"], -1)
+        elif "Y" in channels:
+            rgb = np.repeat(channels["Y"].pixels[..., None], 3, -1)
+        else:
+            raise ValueError(f"{path}: no RGB or Y channels (has {', '.join(channels)})")
+    rgb = np.nan_to_num(np.asarray(rgb, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    return np.clip(rgb, 0.0, None)
+
+
+def find_sources(paths: list[str | Path]) -> list[Path]:
+    """Files and folders (searched recursively) -> sorted list of readable HDR files."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += [q for q in sorted(p.rglob("*")) if q.suffix.lower() in EXR_SUFFIXES]
+        elif p.suffix.lower() in EXR_SUFFIXES:
+            found.append(p)
+        else:
+            raise ValueError(f"{p}: unsupported HDR source (OpenEXR .exr files and folders are read)")
+    return found
+
+
+def eetf_bt2390(nits: np.ndarray, *, source_peak: float, target_peak: float) -> np.ndarray:
+    """BT.2390 EETF (black level 0): display light in [0, source_peak] -> [0, target_peak]."""
+    src = float(pq_inverse_eotf(np.array(source_peak)))
+    e1 = pq_inverse_eotf(np.clip(nits, 0.0, source_peak)) / src
+    max_lum = float(pq_inverse_eotf(np.array(target_peak))) / src
+    ks = 1.5 * max_lum - 0.5
+    t = np.clip((e1 - ks) / max(1.0 - ks, 1e-6), 0.0, 1.0)
+    t2, t3 = t * t, t * t * t
+    spline = (2 * t3 - 3 * t2 + 1) * ks + (t3 - 2 * t2 + t) * (1 - ks) + (-2 * t3 + 3 * t2) * max_lum
+    e2 = np.where(e1 < ks, e1, spline)
+    return pq_eotf(e2 * src)
+
+
+def roll_off_highlights(nits: np.ndarray, peak: float = 1000.0) -> np.ndarray:
+    """Compress max(R, G, B) with the BT.2390 EETF to ``peak``; ``nits`` is ``(..., 3)``."""
+    m = nits.max(axis=-1, keepdims=True)
+    src_peak = float(max(min(m.max(), 10000.0), peak * 1.0001))
+    mapped = eetf_bt2390(m, source_peak=src_peak, target_peak=peak)
+    return nits * np.where(m > 0, mapped / np.maximum(m, 1e-12), 0.0)
+
+
+@dataclass(frozen=True)
+class Motion:
+    """Per-frame camera motion: pixels/frame pan, zoom factor/frame, radians/frame, jitter px."""
+
+    pan: tuple[float, float] = (0.0, 0.0)
+    zoom: float = 0.0
+    rotation: float = 0.0
+    jitter: float = 0.0
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> "Motion":
+        angle = rng.uniform(0, 2 * math.pi)
+        speed = rng.choice([0.0, rng.uniform(0.2, 1.5), rng.uniform(1.5, 5.0)], p=[0.15, 0.45, 0.4])
+        return cls((speed * math.cos(angle), speed * math.sin(angle)), rng.uniform(-0.01, 0.01),
+                   rng.uniform(-0.004, 0.004), rng.uniform(0.0, 0.3))
+
+
+def render_view(image: np.ndarray, *, size: tuple[int, int], centre: tuple[float, float], span: float,
+                motion: Motion, rng: np.random.Generator, frames: int = 7) -> np.ndarray:
+    """``frames`` views ``(t, h, w, 3)`` of ``image`` (h_src, w_src, 3) around ``centre`` (x, y in
+    source pixels); ``span`` = source pixels covered by the view's width."""
+    out_h, out_w = size
+    src = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    factor = span / out_w
+    if factor > 1.5:  # area-downscale first so bilinear sampling does not alias
+        k = int(factor)
+        src = F.avg_pool2d(src, k, ceil_mode=True)
+        centre = (centre[0] / k, centre[1] / k)
+        span = span / k
+    _, _, h_src, w_src = src.shape
+    r = frames // 2
+    ys, xs = torch.meshgrid(torch.arange(out_h, dtype=torch.float32) - (out_h - 1) / 2,
+                            torch.arange(out_w, dtype=torch.float32) - (out_w - 1) / 2, indexing="ij")
+    grids = []
+    for t in range(-r, r + 1):
+        scale = span / out_w * (1.0 + motion.zoom * t)
+        ang = motion.rotation * t
+        jx, jy = rng.normal(0.0, motion.jitter, 2) if motion.jitter > 0 else (0.0, 0.0)
+        cx = centre[0] + motion.pan[0] * t * scale + jx
+        cy = centre[1] + motion.pan[1] * t * scale + jy
+        sx = (math.cos(ang) * xs - math.sin(ang) * ys) * scale + cx
+        sy = (math.sin(ang) * xs + math.cos(ang) * ys) * scale + cy
+        # grid_sample's normalised coordinates with align_corners=False: pixel centres at +0.5.
+        grids.append(torch.stack([(sx + 0.5) / w_src * 2 - 1, (sy + 0.5) / h_src * 2 - 1], -1))
+    grid = torch.stack(grids)
+    views = F.grid_sample(src.expand(frames, -1, -1, -1), grid, mode="bilinear", padding_mode="border",
+                          align_corners=False)
+    return views.permute(0, 2, 3, 1).numpy()
+
+
+def expose(views: np.ndarray, key_nits: float) -> np.ndarray:
+    """Scale scene-linear ``views`` (t, h, w, 3) so the centre frame's robust log-average
+    luminance becomes ``key_nits``; returns display light in cd/m2."""
+    centre = views[len(views) // 2]
+    y = centre @ LUMA_709
+    lo, hi = np.percentile(y, [1, 99])
+    y = np.clip(y, max(lo, 1e-6), max(hi, 2e-6))
+    log_avg = float(np.exp(np.mean(np.log(y))))
+    return views * (key_nits / max(log_avg, 1e-9))
+
+
+DEFAULT_KEY = 0.18 * REFERENCE_WHITE
+
+
+def hdr_clip(image: np.ndarray, rng: np.random.Generator, *, size: tuple[int, int] = (192, 192),
+             panorama: bool = True, peak: float = 1000.0, key_range: tuple[float, float] = (-1.0, 1.0),
+             whole: bool = False, frames: int = 7) -> np.ndarray:
+    """One display-referred HDR clip ``(t, h, w, 3)``: BT.709-primaries linear light in cd/m2,
+    at most ``peak``. ``whole=True`` frames the entire image (validation) instead of a random view."""
+    h_src, w_src = image.shape[:2]
+    out_h, out_w = size
+    if whole:
+        span = w_src * 0.96
+        centre = (w_src / 2, h_src / 2)
+        motion = Motion(tuple(rng.uniform(-0.5, 0.5, 2)), 0.0, 0.0, 0.1)
+    else:
+        max_span = min(w_src * (0.5 if panorama else 0.95), h_src * (0.5 if panorama else 0.95) * out_w / out_h)
+        min_span = min(out_w * 0.75, max_span)
+        span = float(np.exp(rng.uniform(np.log(min_span), np.log(max_span))))
+        half_h = span * out_h / out_w / 2
+        y_lo, y_hi = (0.25 * h_src, 0.75 * h_src) if panorama else (half_h, h_src - half_h)
+        centre = (rng.uniform(span / 2, max(w_src - span / 2, span / 2 + 1e-3)),
+                  rng.uniform(min(y_lo, y_hi), max(y_lo, y_hi)))
+        motion = Motion.random(rng)
+    views = render_view(image, size=size, centre=centre, span=span, motion=motion, rng=rng, frames=frames)
+    key = DEFAULT_KEY * 2.0 ** rng.uniform(*key_range)
+    return roll_off_highlights(expose(views, key), peak)

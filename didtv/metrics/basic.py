@@ -1,0 +1,31 @@
+"""PSNR and ΔE_ITP (ITU-R BT.2124)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from didtv.color.transfer import pq_eotf, pq_inverse_eotf
+
+# BT.2100: linear BT.2020 RGB -> LMS, and PQ L'M'S' -> ICtCp (integer/4096 forms).
+_RGB_TO_LMS = np.array([[1688, 2146, 262], [683, 2951, 462], [99, 309, 3688]]) / 4096
+_LMS_TO_ICTCP = np.array([[2048, 2048, 0], [6610, -13613, 7003], [17933, -17390, -543]]) / 4096
+
+
+def psnr(pred: np.ndarray, target: np.ndarray, data_range: float = 1.0) -> float:
+    """PSNR in dB over all values (PQ code values in [0, 1] by didtv's convention)."""
+    mse = float(np.mean((np.asarray(pred, np.float64) - np.asarray(target, np.float64)) ** 2))
+    return 10.0 * np.log10(data_range**2 / max(mse, 1e-20))
+
+
+def ictcp_from_pq2020(pq: np.ndarray) -> np.ndarray:
+    """PQ BT.2020 R'G'B' ``(3, ...)`` -> ICtCp ``(3, ...)`` (BT.2100 PQ variant)."""
+    light = pq_eotf(np.asarray(pq, np.float64))  # cd/m2
+    lms = np.tensordot(_RGB_TO_LMS, light, axes=1)
+    return np.tensordot(_LMS_TO_ICTCP, pq_inverse_eotf(lms), axes=1)
+
+
+def delta_e_itp(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean ΔE_ITP = 720 * sqrt(dI^2 + (0.5 dCt)^2 + dCp^2) between two PQ BT.2020 frames."""
+    a, b = ictcp_from_pq2020(pred), ictcp_from_pq2020(target)
+    d = a - b
+    return float(np.mean(720.0 * np.sqrt(d[0] ** 2 + (0.5 * d[1]) ** 2 + d[2] ** 2)))

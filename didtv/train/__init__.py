@@ -1,0 +1,1 @@
+"""Training DIDNet: config (TOML), data set, resumable loop. See docs/training.md."""

@@ -1,0 +1,60 @@
+import numpy as np
+import torch
+
+from didtv.models.registry import load_model
+from didtv.pipeline.runner import Runner, ShotCondition, is_cut, pad_to_multiple, thumbnail
+
+
+def test_pad_to_multiple_replicates_and_reports_size():
+    x = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).reshape(1, 2, 3, 5, 7)
+    y, h, w = pad_to_multiple(x, 8)
+    assert y.shape == (1, 2, 3, 8, 8) and (h, w) == (5, 7)
+    assert torch.equal(y[..., :5, :7], x)
+    assert torch.equal(y[..., 7, :7], x[..., 4, :])  # bottom rows repeat the last row
+
+
+def test_cut_detection():
+    a = np.full((3, 32, 32), 0.2, np.float32)
+    b = a + 0.02  # small change: same shot
+    c = np.full((3, 32, 32), 0.8, np.float32)  # new scene
+    ta, tb, tc = thumbnail(a), thumbnail(b), thumbnail(c)
+    assert is_cut(None, ta)
+    assert not is_cut(ta, tb)
+    assert is_cut(tb, tc)
+
+
+def test_shot_condition_is_a_running_mean_reset_at_cuts():
+    shot = ShotCondition()
+    dark, bright = np.zeros((3, 8, 8), np.float32), np.ones((3, 8, 8), np.float32)
+    assert torch.equal(shot.update(torch.tensor([[1.0]]), dark), torch.tensor([[1.0]]))
+    assert torch.equal(shot.update(torch.tensor([[3.0]]), dark), torch.tensor([[2.0]]))
+    assert torch.equal(shot.update(torch.tensor([[10.0]]), bright), torch.tensor([[10.0]]))  # cut
+    assert shot.shots == 2
+
+
+def test_process_feeds_didnet_the_shot_mean_condition():
+    torch.manual_seed(0)
+    net = load_model("tiny", pretrained=False)
+    seen, conds = [], []
+    real_cond, real_forward = net.condition_vector, net.forward
+
+    def condition_vector(x):
+        c = real_cond(x)
+        conds.append(c.clone())
+        return c
+
+    def forward(x, cond=None):
+        seen.append(cond.clone())
+        return real_forward(x, cond)
+
+    net.condition_vector, net.forward = condition_vector, forward
+    rng = np.random.default_rng(0)
+    shot_a = [np.clip(0.3 + rng.normal(0, 0.05, (3, 16, 16)), 0, 1).astype(np.float32) for _ in range(4)]
+    shot_b = [np.clip(0.9 + rng.normal(0, 0.05, (3, 16, 16)), 0, 1).astype(np.float32) for _ in range(3)]
+    outs = list(Runner(net, device="cpu").process(shot_a + shot_b))
+    assert len(outs) == 7 and outs[0].shape == (3, 16, 16)
+    for k in range(4):  # running mean over the first shot
+        torch.testing.assert_close(seen[k], torch.stack(conds[: k + 1]).mean(0))
+    for k in range(4, 7):  # a new mean starts at the cut
+        torch.testing.assert_close(seen[k], torch.stack(conds[4 : k + 1]).mean(0))
+    assert not torch.equal(conds[0], conds[1])  # the per-window condition does vary

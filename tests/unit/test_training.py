@@ -1,0 +1,151 @@
+"""Data build and training on tiny real data (one 256x256 HDR cube face from ../shared/data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from clips import requires_ffmpeg
+
+SOURCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "hdri" / "train" / "open3d" / "open3d_hall_px.exr"
+
+pytestmark = [
+    requires_ffmpeg,
+    pytest.mark.skipif(not SOURCE.exists(), reason="../shared/data is not present (a user's clone): no HDR source"),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from didtv.data.build import build
+
+    out = tmp_path_factory.mktemp("data")
+    build([SOURCE], out, seed=3, clips_per_source=3, size=(48, 48), split="train", workers=1)
+    return out
+
+
+def test_build_writes_manifest_and_clips(tiny_data):
+    manifest = json.loads((tiny_data / "manifest.json").read_text())
+    assert len(manifest["clips"]) == 3
+    rec = manifest["clips"][0]
+    with np.load(tiny_data / rec["file"]) as z:
+        assert z["lq"].shape == (7, 3, 48, 48) and z["lq"].dtype == np.uint16
+        assert z["sdr"].shape == (3, 48, 48) and z["sdr"].dtype == np.uint8
+        assert z["hdr"].shape == (1, 3, 48, 48) and z["hdr"].dtype == np.uint16
+        hdr = z["hdr"] / 65535.0
+    from didtv.color.transfer import pq_eotf
+
+    assert pq_eotf(hdr).max() <= 1000.5  # rolled off to the mastering peak
+    assert rec["operator"] and rec["qp"] in (27, 32, 37, 42)
+
+
+def test_build_is_deterministic(tiny_data, tmp_path):
+    from didtv.data.build import build
+
+    again = build([SOURCE], tmp_path, seed=3, clips_per_source=3, size=(48, 48), split="train", workers=1)
+    a = json.loads((tiny_data / "manifest.json").read_text())["clips"]
+    b = json.loads((again / "manifest.json").read_text())["clips"]
+    assert [r["operator"] for r in a] == [r["operator"] for r in b]
+    for r in a:
+        with np.load(tiny_data / r["file"]) as za, np.load(again / r["file"]) as zb:
+            np.testing.assert_array_equal(za["hdr"], zb["hdr"])
+            np.testing.assert_array_equal(za["sdr"], zb["sdr"])
+            np.testing.assert_array_equal(za["lq"], zb["lq"])
+
+
+def _cfg(data, out, **kw):
+    from didtv.train.config import TrainConfig
+
+    base = dict(train_data=str(data), val_data=str(data), out_dir=str(out), iterations=4, batch_size=2, patch=32,
+                log_every=1, val_every=4, val_clips=2, checkpoint_every=1, threads=1,
+                model_overrides={"channels": 8, "offset_channels": 8, "cond_channels": 8, "cond_size": 8})
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_resume_gives_identical_weights(tiny_data, tmp_path):
+    from didtv.models.registry import read_weights
+    from didtv.train.loop import train
+
+    straight = train(_cfg(tiny_data, tmp_path / "a"))
+    train(_cfg(tiny_data, tmp_path / "b"), stop_after=2)
+    resumed = train(_cfg(tiny_data, tmp_path / "b"), resume=True)
+    _, _, sa, _ = read_weights(straight / "final.safetensors")
+    _, cfg_b, sb, _ = read_weights(resumed / "final.safetensors")
+    assert cfg_b["channels"] == 8
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0)
+    log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert any("val" in r for r in log) and max(r["iteration"] for r in log) == 4
+
+
+def test_refuses_to_clobber_or_resume_with_other_config(tiny_data, tmp_path):
+    from didtv.train.loop import train
+
+    train(_cfg(tiny_data, tmp_path / "c"), stop_after=1)
+    with pytest.raises(FileExistsError):
+        train(_cfg(tiny_data, tmp_path / "c"))
+    with pytest.raises(ValueError, match="different config"):
+        train(_cfg(tiny_data, tmp_path / "c", lr=1e-3), resume=True)
+
+
+def test_training_reduces_the_loss(tiny_data, tmp_path):
+    from didtv.train.loop import train
+
+    out = train(_cfg(tiny_data, tmp_path / "d", iterations=30, lr=2e-3, val_every=1000, checkpoint_every=1000,
+                     log_every=10))
+    losses = [json.loads(l)["loss"] for l in (out / "log.jsonl").read_text().splitlines() if "loss" in l]
+    assert losses[-1] < losses[0]
+
+
+def test_trained_weights_load_and_convert_shapes(tiny_data, tmp_path):
+    from didtv.models.registry import load_model
+    from didtv.train.loop import train
+
+    out = train(_cfg(tiny_data, tmp_path / "e", iterations=1))
+    model = load_model(out / "final.safetensors")
+    hdr, _ = model(torch.rand(1, 7, 3, 16, 24))
+    assert hdr.shape == (1, 3, 16, 24)
+
+
+def test_eval_scores_models_side_by_side(tiny_data, tmp_path):
+    from click.testing import CliRunner
+
+    from didtv.cli.main import cli
+    from didtv.train.evaluate import evaluate
+    from didtv.train.loop import train
+
+    out = train(_cfg(tiny_data, tmp_path / "f", iterations=1))
+    weights = str(out / "final.safetensors")
+    result = evaluate(["bt2408", "bt2446a", weights], tiny_data)
+    assert result["clips"] == 3 and len(result["rows"]) == 9
+    overall = {g["model"]: g for g in result["summary"]["groups"] if g["operator"] == "*" and g["qp"] == "*"}
+    assert set(overall) == {"bt2408", "bt2446a", weights}
+    # An untrained DIDNet starts as the BT.2408 mapping plus a small residual: close to it.
+    assert abs(overall[weights]["psnr"] - overall["bt2408"]["psnr"]) < 3
+    res = CliRunner().invoke(cli, ["eval", "-m", "bt2408", "--data", str(tiny_data)])
+    assert res.exit_code == 0, res.output
+    assert "### PSNR" in res.output and "| all | bt2408 |" in res.output
+
+
+def test_config_rejects_unknown_keys(tmp_path):
+    from didtv.train.config import ConfigError, load_config
+
+    p = tmp_path / "c.toml"
+    p.write_text('model = "tiny"\nlearning_rate = 1e-3\n')
+    with pytest.raises(ConfigError, match="unknown key 'learning_rate'"):
+        load_config(p)
+    p.write_text('model = "tiny"\niterations = 10\n')
+    assert load_config(p).iterations == 10
+
+
+def test_shipped_training_config_loads():
+    from didtv.train.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "didtv" / "train" / "configs" / "tiny.toml")
+    assert cfg.model == "tiny" and cfg.hdr_weight == 0.8 and cfg.aux_weight == 0.2
+    assert cfg.model_config()["name"] == "tiny"
