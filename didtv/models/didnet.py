@@ -30,6 +30,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from didtv.color.gamut import BT709_TO_BT2020
+from didtv.color.transfer import REFERENCE_WHITE, pq_inverse_eotf
 from didtv.models.align import TSAF, conv_flops
 from didtv.models.condition import ConditionNet2D, ConditionNet3D
 from didtv.models.modulated import DualModulatedConv2d
@@ -69,19 +71,9 @@ TINY_CONFIG: dict[str, Any] = {
     "cond_size": 32,
 }
 
-# BT.709 -> BT.2020 primaries, same D65 white (ITU-R BT.2087).
-_BT709_TO_BT2020 = (
-    (0.627403895934699, 0.329283038377884, 0.043313065687417),
-    (0.069097289358232, 0.919540395075459, 0.011362315566309),
-    (0.016391438875150, 0.088013307877226, 0.895595253247624),
-)
-# SMPTE ST 2084 constants.
-_PQ_M1 = 2610 / 16384
-_PQ_M2 = 2523 / 4096 * 128
-_PQ_C1 = 3424 / 4096
-_PQ_C2 = 2413 / 4096 * 32
-_PQ_C3 = 2392 / 4096 * 32
-SDR_WHITE_CD_M2 = 203.0
+# BT.709 -> BT.2020 primaries (didtv.color.gamut), as plain floats for written-out multiply-adds.
+_BT709_TO_BT2020 = tuple(tuple(float(v) for v in row) for row in BT709_TO_BT2020)
+SDR_WHITE_CD_M2 = REFERENCE_WHITE
 
 
 def sdr_to_pq_bt2408(rgb: torch.Tensor, *, white: float = SDR_WHITE_CD_M2) -> torch.Tensor:
@@ -97,8 +89,7 @@ def sdr_to_pq_bt2408(rgb: torch.Tensor, *, white: float = SDR_WHITE_CD_M2) -> to
         linear = white * v.pow(2.4)
         r, g, b = linear.unbind(1)  # written out: 9 multiply-adds per pixel, no matmul kernel
         linear = torch.stack([m0 * r + m1 * g + m2 * b for m0, m1, m2 in _BT709_TO_BT2020], 1).clamp_min(0.0)
-        ym1 = (linear / 10000.0).pow(_PQ_M1)
-        return ((_PQ_C1 + _PQ_C2 * ym1) / (1.0 + _PQ_C3 * ym1)).pow(_PQ_M2)
+        return pq_inverse_eotf(linear)
 
 
 def clamp01(y: torch.Tensor) -> torch.Tensor:
