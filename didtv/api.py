@@ -224,8 +224,10 @@ def convert(
     total = len(pts)
     if total == 0:
         raise ProbeError(f"{src}: the video stream holds no frames")
-    if info.frame_count is not None and info.frame_count > total:
+    if info.frame_count is not None and info.frame_count > total and "mp4" in info.container:
         # An MP4 cut short with its index at the front: the index lists frames that are gone.
+        # (Only MP4/MOV: an AVI index also counts empty "repeat the previous frame" chunks, so
+        # there nb_frames exceeds the coded frames in perfectly good files.)
         raise FFmpegError(f"{src} is truncated: its index lists {info.frame_count} frames, "
                           f"only {total} are present")
     # Odd sizes are padded to even by the decoder (repeated edge; docs/batch.md).

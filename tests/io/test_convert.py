@@ -197,3 +197,19 @@ def test_failure_midway_leaves_nothing(tmp_path, monkeypatch, exc):
     with pytest.raises(type(exc)):
         convert(src, tmp_path / "o.mp4", model="bt2408")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_avi_with_empty_repeat_chunks_is_not_called_truncated(tmp_path):
+    # AVI indexes count empty "repeat the previous frame" chunks: nb_frames (23 here) exceeds the
+    # coded frames (9). Such a file is whole (../shared/data/sdr-video/tree.avi is one): convert
+    # it, keeping its timing, instead of reporting truncation.
+    src = tmp_path / "gaps.avi"
+    subprocess.run([tool_path("ffmpeg"), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=s=64x48:r=10:d=3,select='lt(mod(n\\,10)\\,3)'", "-fps_mode", "vfr",
+                    "-c:v", "mpeg4", "-r", "10", str(src)], check=True)
+    info = probe(src)
+    assert info.frame_count is not None and info.frame_count > count_frames(src) == 9
+    res = convert(src, tmp_path / "o.mkv", model="bt2408")
+    assert res.frames == 9
+    assert count_frames(tmp_path / "o.mkv") == 9
+    assert abs(probe(tmp_path / "o.mkv").duration - info.duration) < 0.35
