@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -21,17 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from didtv.metrics import psnr
 from didtv.models.didnet import DIDNet
 from didtv.models.registry import save_weights
 from didtv.train.config import TrainConfig
 from didtv.train.dataset import ClipSet
 
 CHECKPOINT = "checkpoint.pt"
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = F.mse_loss(a.double(), b.double()).item()
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
 @torch.no_grad()
@@ -46,8 +41,8 @@ def validate(model, clips: ClipSet, device: torch.device, indices: list[int] | N
         lq, _, hdr = clips.item(i)
         target = hdr[len(hdr) // 2]
         x = lq[None].to(device)
-        scores.append(psnr(model(x)[0][0].cpu(), target))
-        base.append(psnr(baseline(lq[None, 3:4])[0], target))
+        scores.append(psnr(model(x)[0][0].cpu().numpy(), target.numpy()))
+        base.append(psnr(baseline(lq[None, 3:4])[0].numpy(), target.numpy()))
     return {"psnr": float(np.mean(scores)), "psnr_bt2408": float(np.mean(base)), "clips": len(scores)}
 
 
