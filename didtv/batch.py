@@ -474,6 +474,9 @@ def convert_batch(
     overwrite: bool = False,
     force: bool = False,
     device: str | None = None,
+    precision: str | None = None,
+    tile: int | str | None = None,
+    batch_size: int | None = None,
     verify: str = "quick",
     report_path: str | os.PathLike | None = None,
     on_event: Callable[[BatchEvent], None] | None = None,
@@ -481,7 +484,8 @@ def convert_batch(
 ) -> BatchReport:
     """Convert every video under ``in_dir`` into ``out_dir`` (see the module docstring).
 
-    ``preset``/``model``/``force``/``device``: as for :func:`didtv.api.convert`.
+    ``preset``/``model``/``force``/``device``/``precision``/``tile``/``batch_size``: as for
+    :func:`didtv.api.convert`.
     ``container``: "mkv" or "mp4". ``jobs``: files converted at once (threads; each runs its
     own FFmpeg processes). ``overwrite``: convert again even when an output verifies.
     ``verify``: "quick" or "full" (see :func:`verify_output`). ``report_path``: where the JSON
@@ -553,7 +557,9 @@ def convert_batch(
 
     def process(item: BatchItem) -> None:
         _process(item, out_dir=out_dir, preset=preset, model_name=model_name, overwrite=overwrite,
-                 force=force, device=device, full=verify == "full", stop=stop, emit=emit)
+                 force=force, run={"device": device, "precision": precision, "tile": tile,
+                                   "batch_size": batch_size},
+                 full=verify == "full", stop=stop, emit=emit)
         save()
 
     todo = [i for i in report.items if i.status == "pending"]
@@ -603,8 +609,9 @@ def _run_parallel(todo: list[BatchItem], process, jobs: int, stop: threading.Eve
 
 
 def _process(item: BatchItem, *, out_dir: Path, preset, model_name: str, overwrite: bool,
-             force: bool, device: str | None, full: bool, stop: threading.Event, emit) -> None:
-    """Verify or convert one item; records the outcome in ``item``. Re-raises interrupts
+             force: bool, run: dict, full: bool, stop: threading.Event, emit) -> None:
+    """Verify or convert one item (``run``: convert()'s device/precision/tile/batch_size); records
+    the outcome in ``item``. Re-raises interrupts
     (after marking the item) and nothing else."""
     from didtv.io.decode import tool_safe_path
 
@@ -637,7 +644,7 @@ def _process(item: BatchItem, *, out_dir: Path, preset, model_name: str, overwri
             emit("progress", item, p)
 
         result = convert(item.source, dst, preset=preset, model=model_name,
-                         overwrite=redo is not None, force=force, device=device,
+                         overwrite=redo is not None, force=force, **run,
                          on_progress=on_progress)
         item.status, item.frames, item.warnings = "converted", result.frames, list(result.warnings)
         item.reason = f"redone: {redo}" if redo else None

@@ -41,3 +41,9 @@ class OutputError(DidtvError):
     """The output cannot be written (exists, not writable, same as input, disk full)."""
 
     exit_code = 7
+
+
+class UsageError(DidtvError):
+    """An option value the library cannot honour here (e.g. a precision this device lacks)."""
+
+    exit_code = 2

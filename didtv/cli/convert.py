@@ -65,11 +65,13 @@ def _progress_renderer(quiet: bool):
 
         bar = Progress(TextColumn("[bold]converting"), BarColumn(), MofNCompleteColumn(),
                        TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(),
+                       TextColumn("{task.fields[stages]}"),
                        console=Console(stderr=True), transient=True)
-        task = bar.add_task("convert", total=None, fps=0.0)
+        task = bar.add_task("convert", total=None, fps=0.0, stages="")
 
         def update(p) -> None:
-            bar.update(task, total=p.frames_total, completed=p.frames_done, fps=p.fps)
+            bar.update(task, total=p.frames_total, completed=p.frames_done, fps=p.fps,
+                       stages=p.stages.describe() if p.stages else "")
 
         return bar, update
 
@@ -81,7 +83,8 @@ def _progress_renderer(quiet: bool):
         if p.frames_done == p.frames_total or (p.frames_done and p.frames_done % step == 0):
             if p.frames_done != state["last"]:
                 state["last"] = p.frames_done
-                click.echo(f"didtv: {p.frames_done}/{p.frames_total} frames, {p.fps:.1f} fps", err=True)
+                stages = f" ({p.stages.describe()})" if p.stages else ""
+                click.echo(f"didtv: {p.frames_done}/{p.frames_total} frames, {p.fps:.1f} fps{stages}", err=True)
 
     return contextlib.nullcontext(), log
 
@@ -97,6 +100,12 @@ def _progress_renderer(quiet: bool):
 @click.option("--overwrite", is_flag=True, help="Replace DST if it exists (folders: convert again even outputs that verify).")
 @click.option("--force", is_flag=True, help="Convert even if the input is already HDR.")
 @click.option("--device", default=None, help="torch device: auto (default), cpu, cuda, cuda:1 ...")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="Model arithmetic. auto: fp16 on CUDA, bf16 on CPUs with AVX512-BF16/AMX, else fp32.")
+@click.option("--tile", default="auto", show_default=True,
+              help="Tile edge in pixels for large frames, 'off', or 'auto' (tiles above 1920x1088).")
+@click.option("--batch-size", type=click.IntRange(1, 64), default=None,
+              help="Windows per model pass. Default: 1 on CPU, up to 8 Mpixel on CUDA.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every FFmpeg/mkvtoolnix command line as it starts.")
 @click.option("--recursive", "-r", is_flag=True, default=None, help="Folders: include subfolders (mirrored in DST).")
@@ -108,8 +117,8 @@ def _progress_renderer(quiet: bool):
 @click.option("--verify", type=click.Choice(["quick", "full"]), default=None,
               help="Folders: how existing outputs are checked before being skipped. Default: quick.")
 @handle_errors
-def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, force, device, quiet,
-            verbose, recursive, container, jobs, report_path, verify):
+def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, force, device, precision,
+            tile, batch_size, quiet, verbose, recursive, container, jobs, report_path, verify):
     """Convert SRC (8- or 10-bit BT.709 SDR) to DST (.mkv or .mp4): 10-bit BT.2020 PQ HEVC with
     HDR10 metadata (mastering display; MaxCLL/MaxFALL measured from the written frames).
 
@@ -123,6 +132,7 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
       didtv convert holiday.mp4 holiday-hdr.mkv --model bt2408 --crf 16
       didtv convert videos/ videos-hdr/ --recursive --container mp4 --jobs 2
     """
+    from didtv.pipeline.runner import parse_tile
     from didtv.presets import load_preset
 
     if verbose:
@@ -139,17 +149,22 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
         if container is not None and not os.path.isdir(dst):
             raise click.UsageError("--container applies when SRC or DST is a folder "
                                    "(otherwise DST's extension decides)")
+    try:
+        tile = parse_tile(tile)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tile") from None
+    run = {"device": device, "precision": precision, "tile": tile, "batch_size": batch_size}
     chosen = load_preset(preset).with_overrides(model=model, crf=crf, x265_preset=x265_preset,
                                                 lossless=lossless)
     with signals_as_interrupts() as sig:
         try:
             if batch:
                 _batch(src, dst, chosen, recursive=bool(recursive), container=container or "mkv",
-                       jobs=jobs or 1, overwrite=overwrite, force=force, device=device,
+                       jobs=jobs or 1, overwrite=overwrite, force=force, run=run,
                        quiet=quiet, report_path=report_path, verify=verify or "quick")
             else:
                 _single(src, dst, chosen, container=container, overwrite=overwrite, force=force,
-                        device=device, quiet=quiet)
+                        run=run, quiet=quiet)
         except KeyboardInterrupt as exc:
             from didtv.batch import BatchInterrupted
 
@@ -161,14 +176,14 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
             sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
-def _single(src, dst, preset, *, container, overwrite, force, device, quiet) -> None:
+def _single(src, dst, preset, *, container, overwrite, force, run, quiet) -> None:
     from didtv.api import convert
 
     if os.path.isdir(dst):  # DST a folder: SRC's name with the container's extension
         dst = os.path.join(dst, os.path.splitext(os.path.basename(src))[0] + f".{container or 'mkv'}")
     ctx, callback = _progress_renderer(quiet)
     with ctx:
-        result = convert(src, dst, preset=preset, overwrite=overwrite, force=force, device=device,
+        result = convert(src, dst, preset=preset, overwrite=overwrite, force=force, **run,
                          on_progress=callback)
     for w in result.warnings:
         click.echo(f"didtv: warning: {w}", err=True)
@@ -177,13 +192,15 @@ def _single(src, dst, preset, *, container, overwrite, force, device, quiet) -> 
             f"{result.output}: {result.frames} frames {result.width}x{result.height} @ "
             f"{float(result.fps):.3f} fps, model {result.model}, MaxCLL {result.light.max_cll} / "
             f"MaxFALL {result.light.max_fall} cd/m2, {result.seconds:.1f} s")
+        if result.stages is not None:
+            click.echo(f"  {result.device} {result.precision}: {result.stages.describe()}")
 
 
 def _report_path(dst: str, report_path: str | None) -> str:
     return report_path or os.path.join(dst, "didtv-report.json")
 
 
-def _batch(src, dst, preset, *, recursive, container, jobs, overwrite, force, device, quiet,
+def _batch(src, dst, preset, *, recursive, container, jobs, overwrite, force, run, quiet,
            report_path, verify) -> None:
     from didtv.batch import convert_batch
     from didtv.errors import OutputError
@@ -194,7 +211,7 @@ def _batch(src, dst, preset, *, recursive, container, jobs, overwrite, force, de
     renderer = _BatchRenderer(quiet)
     with renderer:
         report = convert_batch(src, dst, preset=preset, container=container, recursive=recursive,
-                               jobs=jobs, overwrite=overwrite, force=force, device=device,
+                               jobs=jobs, overwrite=overwrite, force=force, **run,
                                verify=verify, report_path=report_path, on_event=renderer.event)
     _summary(report, quiet=quiet, report_path=report_path)
     if not report.ok:
@@ -285,7 +302,8 @@ class _BatchRenderer:
             if self.bar is not None and key in self.tasks:
                 self.bar.update(self.tasks[key], total=p.frames_total, completed=p.frames_done,
                                 info=f"{p.frames_done}/{p.frames_total} frames, {p.fps:.1f} fps, "
-                                     f"ETA {_fmt_seconds(p.eta)}")
+                                     f"ETA {_fmt_seconds(p.eta)}"
+                                     + (f", bottleneck: {p.stages.bottleneck}" if p.stages and p.stages.bottleneck else ""))
             elif self.bar is None and not self.quiet and p.frames_total:
                 step = max(p.frames_total // 4, 1)  # a line every 25 %
                 if p.frames_done and (p.frames_done % step == 0 or p.frames_done == p.frames_total) \

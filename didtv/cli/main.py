@@ -57,9 +57,9 @@ def cli(verbose: bool) -> None:
 
 def _add_commands() -> None:
     # Imported here so `didtv --help` stays fast and each command module stays independent.
-    from didtv.cli import convert, demo, models, presets, preview, probe
+    from didtv.cli import bench, convert, demo, models, presets, preview, probe
 
-    for module in (convert, demo, models, presets, preview, probe):
+    for module in (bench, convert, demo, models, presets, preview, probe):
         cli.add_command(module.command)
     from didtv.cli import train
 

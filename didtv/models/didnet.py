@@ -39,6 +39,11 @@ from didtv.models.spec import ModelSpec
 from didtv.models.wavelet import FFE
 
 WINDOW = 7
+#: Context per tile side when a frame is tiled (didtv.pipeline.runner): the offset U-Net's
+#: receptive field plus the largest deformable offset. Measured on the sample clip with the
+#: shipped Tiny (tiles of 128 and 256): 16 px left up to 1.5 ten-bit codes of difference to the
+#: whole frame, 32 px none (< 0.001 code); 40 keeps a margin (docs/benchmarks.md).
+HALO = 40
 
 #: Hyperparameters of the two registered variants (``didtv models`` lists them). The registry
 #: keeps literal copies (so importing it does not import torch); a test checks they agree.
@@ -184,6 +189,7 @@ class DIDNet(nn.Module):
             multiple_of=2**offset_depth,
             supports_half=True,
             tile=512,
+            halo=HALO,
             learned=True,
             description=f"DIDNet {name}: 7-frame deformable restoration + condition-modulated tone mapping",
         )
@@ -264,12 +270,31 @@ class DIDNet(nn.Module):
         sdr_aux = None
         if self.aux is not None:
             sdr_aux = clamp01(centre.float() + self.aux(feat).float())
+        return self.head(feat, centre, cond), sdr_aux
+
+    # -- the two halves, for tiled inference (didtv.pipeline.runner) -----------------------------
+    # TSAF needs a wide context (halo); everything after it is local except FFE's channel
+    # attention, which pools over the whole frame. A tiled frame therefore runs `features` per
+    # tile (with halo), sums `ffe_band_sum` over the tile cores, and runs `head` per tile with
+    # the whole frame's mean: the result equals the untiled forward up to TSAF's truncated context.
+
+    def features(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(b, 7, 3, h, w)`` -> F_f ``(b, channels, h, w)`` (Eq. 1)."""
+        self._check(frames)
+        return self.tsaf(frames)
+
+    def ffe_band_sum(self, feat: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+        """FFE's attention statistics of ``feat`` (sum, count), or None without FFE."""
+        return None if self.ffe is None else self.ffe.band_sum(feat)
+
+    def head(self, feat: torch.Tensor, centre: torch.Tensor, cond: torch.Tensor,
+             ffe_mean: torch.Tensor | None = None) -> torch.Tensor:
+        """F_f, the centre SDR frame and the condition -> HDR (Eq. 4-6)."""
         if self.ffe is not None:
-            feat = self.ffe(feat)  # F_w
+            feat = self.ffe(feat, ffe_mean)  # F_w
         for layer, (alpha, beta, gamma) in zip(self.dmc, self.modulation_vectors(cond)):
             feat = self.act(layer(feat, alpha, beta, gamma))  # F_m
-        hdr = clamp01(sdr_to_pq_bt2408(centre) + self.out(feat).float())
-        return hdr, sdr_aux
+        return clamp01(sdr_to_pq_bt2408(centre) + self.out(feat).float())
 
     # -- cost ------------------------------------------------------------------------------------
 

@@ -20,6 +20,8 @@ class ModelSpec:
             and crops back.
         supports_half: whether bfloat16/float16 inference is allowed.
         tile: preferred tile edge in pixels for large frames, or ``None`` for "never tile".
+        halo: pixels of context each tile gets on every side (a multiple of ``multiple_of``),
+            so that tiled and whole-frame outputs agree (didtv.pipeline.runner.tile_boxes).
         learned: True when the model has trainable weights.
         description: one line for ``didtv models``.
     """
@@ -29,6 +31,7 @@ class ModelSpec:
     multiple_of: int = 1
     supports_half: bool = False
     tile: int | None = None
+    halo: int = 0
     learned: bool = False
     description: str = ""
 
@@ -37,3 +40,5 @@ class ModelSpec:
             raise ValueError(f"window must be odd and positive, got {self.window}")
         if self.multiple_of < 1:
             raise ValueError(f"multiple_of must be >= 1, got {self.multiple_of}")
+        if self.halo < 0 or self.halo % self.multiple_of:
+            raise ValueError(f"halo must be a non-negative multiple of {self.multiple_of}, got {self.halo}")

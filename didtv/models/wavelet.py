@@ -73,8 +73,12 @@ class ChannelAttention(nn.Module):
         self.fc1 = nn.Conv2d(channels, hidden, 1)
         self.fc2 = nn.Conv2d(hidden, channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = torch.sigmoid(self.fc2(F.leaky_relu(self.fc1(x.mean(dim=(2, 3), keepdim=True)), 0.1)))
+    def forward(self, x: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
+        """``mean`` (``(b, c, 1, 1)``) replaces ``x``'s own spatial mean: a tiled frame passes the
+        whole frame's, so every tile is weighted like the untiled frame."""
+        if mean is None:
+            mean = x.mean(dim=(2, 3), keepdim=True)
+        weights = torch.sigmoid(self.fc2(F.leaky_relu(self.fc1(mean.to(x.dtype)), 0.1)))
         return x * weights
 
     def flops(self) -> int:
@@ -98,10 +102,21 @@ class FFE(nn.Module):
         self.mix = nn.Conv2d(4 * channels, 4 * channels, 1)
         self.attention = ChannelAttention(4 * channels, reduction)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def bands(self, x: torch.Tensor) -> torch.Tensor:
+        """The mixed sub-bands ``Conv1x1(DWT(x))``, ``(b, 4c, ceil(h/2), ceil(w/2))``."""
+        return self.mix(haar_dwt(pad_to_even(x, self.pad_mode)))
+
+    def band_sum(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """(sum over positions of :meth:`bands` in float32, number of positions): what a tiled
+        frame accumulates over its tiles to get the whole frame's attention mean."""
+        bands = self.bands(x)
+        return bands.float().sum(dim=(2, 3), keepdim=True), bands.shape[-2] * bands.shape[-1]
+
+    def forward(self, x: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
+        """``mean``: the channel attention's input for the whole frame (see :meth:`band_sum`);
+        ``None`` uses ``x``'s own."""
         h, w = x.shape[-2:]
-        bands = haar_dwt(pad_to_even(x, self.pad_mode))
-        enhanced = haar_idwt(self.attention(self.mix(bands)))
+        enhanced = haar_idwt(self.attention(self.bands(x), mean))
         return x + enhanced[..., :h, :w]
 
     def flops(self, h: int, w: int) -> int:

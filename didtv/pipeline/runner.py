@@ -36,17 +36,106 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, 
     return x, h, w
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: the only CPUs where bfloat16 convolutions are fast (on AVX2-only
+    CPUs like this project's CI machine they run 25-300x slower than float32, docs/benchmarks.md)."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # pragma: no cover - older torch
+        return False
+
+
+def resolve_precision(requested: str | None, device: torch.device, spec: ModelSpec) -> str:
+    """``auto|fp32|bf16|fp16`` -> the precision to run (``fp32``, ``bf16`` or ``fp16``).
+
+    ``auto``: float32 for models that do not support half precision and on CPUs without native
+    bfloat16; bfloat16 on CPUs with it; float16 on CUDA. Asking for a mode the device cannot run
+    well raises :class:`~didtv.errors.UsageError` naming the reason (no silent fallback).
+    """
+    from didtv.errors import UsageError
+
+    requested = requested or "auto"
+    if requested not in PRECISIONS:
+        raise UsageError(f"unknown precision {requested!r}; allowed: {', '.join(PRECISIONS)}")
+    if requested == "fp32":
+        return "fp32"
+    if requested == "auto":
+        if not spec.supports_half:
+            return "fp32"
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+    if not spec.supports_half:
+        raise UsageError(f"model {spec.name} runs in float32 only (--precision {requested} is for DIDNet)")
+    if device.type == "cpu":
+        if requested == "fp16":
+            raise UsageError("--precision fp16 needs a CUDA GPU", hint="on CPU use fp32 (or bf16 where the CPU has AVX512-BF16/AMX)")
+        if not cpu_has_native_bf16():
+            raise UsageError("this CPU has no native bfloat16 (AVX512-BF16/AMX): bf16 would run 25-300x "
+                             "slower than fp32", hint="use --precision fp32 (the auto choice here)")
+    return requested
+
+
 class Runner:
     """Runs ``model`` over a stream of frames.
 
     Frames are float32 ``(3, h, w)`` BT.709 R'G'B' in [0, 1]; outputs are float32 ``(3, h, w)``
     PQ BT.2020 in [0, 1] (not yet clipped; the encoder clips).
+
+    Args:
+        device: ``None``/"auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+        precision: ``auto|fp32|bf16|fp16`` (:func:`resolve_precision`); half precision runs the
+            model under autocast, its outputs stay float32.
+        batch: windows per forward pass (``None``: 1 on CPU, where batching gains nothing, and up
+            to 8 Mpixel per batch on CUDA).
+        tile: ``None``/"auto" (tile frames larger than :data:`AUTO_TILE_PIXELS`), ``0`` (never),
+            or a tile edge in pixels (rounded to the model's size multiple). Tiles overlap by the
+            model's ``spec.halo``; all tiles of a frame share one condition vector.
     """
 
-    def __init__(self, model: torch.nn.Module, *, device: str | torch.device | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, *, device: str | torch.device | None = None,
+                 precision: str | None = None, batch: int | None = None,
+                 tile: int | str | None = None) -> None:
         self.spec: ModelSpec = model.spec
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
+        self.precision = resolve_precision(precision, self.device, self.spec)
         self.model = model.to(self.device).eval()
+        if self.device.type == "cpu" and hasattr(self.model, "use_channels_last"):
+            self.model.use_channels_last()
+        if batch is not None and int(batch) < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        self.batch = None if batch is None else int(batch)
+        self.tile = parse_tile(tile)
+        self.tiles_run = 0  # tiles computed so far (1 per window when untiled)
+
+    # -- sizes ----------------------------------------------------------------------------------
+
+    def batch_for(self, h: int, w: int) -> int:
+        if self.batch is not None:
+            return self.batch
+        if self.device.type != "cuda":
+            return 1
+        return max(1, min(8, 8_000_000 // max(1, h * w)))
+
+    def tile_for(self, h: int, w: int) -> int | None:
+        """The tile edge used for an ``h x w`` (padded) frame, or None for the whole frame."""
+        if self.spec.tile is None or self.tile == 0:
+            return None
+        m = self.spec.multiple_of
+        if self.tile is None:  # auto
+            if h * w <= AUTO_TILE_PIXELS:
+                return None
+            edge = AUTO_TILE_EDGE
+        else:
+            edge = self.tile
+        edge = max(m, edge - edge % m)
+        return None if edge >= h and edge >= w else edge
+
+    # -- inference ------------------------------------------------------------------------------
 
     @torch.inference_mode()
     def infer(self, window: list[np.ndarray], shot: "ShotCondition | None" = None) -> np.ndarray:
@@ -55,28 +144,138 @@ class Runner:
         Stateless unless ``shot`` is given: then a model with a global condition
         (``condition_vector``) gets the running mean of its condition over the current shot.
         """
-        x = torch.from_numpy(np.stack(window)).unsqueeze(0).to(self.device)
+        frames = [torch.from_numpy(np.ascontiguousarray(f)).to(self.device) for f in window]
+        return self.infer_batch([frames], shot)[0]
+
+    @torch.inference_mode()
+    def infer_batch(self, windows: list[list[torch.Tensor]], shot: "ShotCondition | None" = None) -> list[np.ndarray]:
+        """Several windows of frame tensors (already on ``self.device``) -> their HDR centre
+        frames, in one forward pass per tile, with one device -> host copy for the batch."""
+        x = torch.stack([torch.stack(w) for w in windows])  # (b, t, 3, h, w)
         x, h, w = pad_to_multiple(x, self.spec.multiple_of)
-        if shot is not None and hasattr(self.model, "condition_vector"):
-            cond = shot.update(self.model.condition_vector(x), window[len(window) // 2])
-            y = self.model(x, cond)
-        else:
-            y = self.model(x)
+        dtype = _DTYPES.get(self.precision)
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            cond = None
+            if hasattr(self.model, "condition_vector"):
+                cond = self.model.condition_vector(x)
+                if shot is not None:
+                    centre = len(windows[0]) // 2
+                    cond = torch.cat([shot.update(cond[i:i + 1], windows[i][centre]) for i in range(len(windows))])
+            edge = self.tile_for(*x.shape[-2:])
+            if edge is None:
+                y = self._forward(x, cond)
+                self.tiles_run += 1
+            elif hasattr(self.model, "features") and hasattr(self.model, "head"):
+                y = self._two_pass_tiled(x, cond, edge)
+            else:
+                y = torch.empty((x.shape[0], 3, *x.shape[-2:]), dtype=torch.float32, device=x.device)
+                for (iy, ix), (oy, ox), (cy, cx) in tile_boxes(*x.shape[-2:], edge, self.spec.halo):
+                    y[..., oy, ox] = self._forward(x[..., iy, ix], cond)[..., cy, cx]
+                    self.tiles_run += 1
+        out = y[:, :, :h, :w].float().cpu().numpy()
+        return list(out)
+
+    def _two_pass_tiled(self, x: torch.Tensor, cond: torch.Tensor, edge: int) -> torch.Tensor:
+        """DIDNet on tiles (see DIDNet.features/head): pass 1 computes the features of every
+        tile with ``spec.halo`` of context into one frame-sized buffer and sums FFE's attention
+        statistics over the tile cores; pass 2 runs the local head on tiles of that buffer with
+        the whole frame's statistics. Only the features of one frame are held at once."""
+        b, t, _, fh, fw = x.shape
+        feat = None
+        total, count = None, 0
+        for (iy, ix), (oy, ox), (cy, cx) in tile_boxes(fh, fw, edge, self.spec.halo):
+            core = self.model.features(x[..., iy, ix])[..., cy, cx]
+            if feat is None:
+                feat = torch.empty((b, core.shape[1], fh, fw), dtype=core.dtype, device=x.device)
+            feat[..., oy, ox] = core
+            moments = self.model.ffe_band_sum(core)
+            if moments is not None:
+                total = moments[0] if total is None else total + moments[0]
+                count += moments[1]
+            self.tiles_run += 1
+        mean = None if total is None else total / count
+        centre = x[:, t // 2]
+        y = torch.empty((b, 3, fh, fw), dtype=torch.float32, device=x.device)
+        # The head's widest reach is a 3x3 conv; one size multiple of context keeps FFE's 2x2
+        # Haar blocks aligned and is exact.
+        for (iy, ix), (oy, ox), (cy, cx) in tile_boxes(fh, fw, edge, self.spec.multiple_of):
+            y[..., oy, ox] = self.model.head(feat[..., iy, ix], centre[..., iy, ix], cond, mean)[..., cy, cx]
+        return y
+
+    def _forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        y = self.model(x) if cond is None else self.model(x, cond)
         if isinstance(y, (tuple, list)):
             y = y[0]
-        return y[0, :, :h, :w].float().cpu().numpy()
+        return y
 
     def process(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """Every input frame -> one HDR frame; the global condition is held steady per shot."""
+        """Every input frame -> one HDR frame; the global condition is held steady per shot.
+
+        Each frame is copied to the device once; windows are stacked there. Consecutive windows
+        are batched (:meth:`batch_for`); outputs come out in input order.
+        """
         shot = ShotCondition()
-        for window in sliding_windows(frames, self.spec.window):
-            yield self.infer(window, shot)
+        tensors = (torch.from_numpy(np.ascontiguousarray(f)).to(self.device, non_blocking=True) for f in frames)
+        pending: list[list[torch.Tensor]] = []
+        for window in sliding_windows(tensors, self.spec.window):
+            pending.append(window)
+            if len(pending) >= self.batch_for(*window[0].shape[-2:]):
+                yield from self.infer_batch(pending, shot)
+                pending = []
+        if pending:
+            yield from self.infer_batch(pending, shot)
 
 
-def thumbnail(frame: np.ndarray, size: int = 16) -> np.ndarray:
+#: ``tile=auto`` leaves frames up to this many (padded) pixels whole: 1920x1088 fits in about
+#: 3 GB with Tiny on CPU; larger frames are cut into tiles of AUTO_TILE_EDGE.
+AUTO_TILE_PIXELS = 1920 * 1088
+AUTO_TILE_EDGE = 1024
+
+
+def parse_tile(tile: int | str | None) -> int | None:
+    """``None``/"auto" -> None (auto), "off"/0 -> 0 (never), N -> N (> 0)."""
+    if tile is None or tile == "auto":
+        return None
+    if tile in ("off", "none", 0, "0"):
+        return 0
+    try:
+        edge = int(tile)
+    except (TypeError, ValueError):
+        raise ValueError(f"tile must be auto, off or a number of pixels, got {tile!r}") from None
+    if edge < 0:
+        raise ValueError(f"tile must be >= 0, got {edge}")
+    return edge
+
+
+def tile_boxes(h: int, w: int, edge: int, halo: int) -> list[tuple[tuple[slice, slice], tuple[slice, slice], tuple[slice, slice]]]:
+    """Tiles covering an ``h x w`` frame: ``(input, output, crop)`` slice pairs (rows, columns).
+
+    The frame is cut into cores of ``edge x edge`` (the last row/column smaller); each tile's
+    input is its core grown by ``halo`` pixels on every side (clamped to the frame), the model
+    runs on the input and ``crop`` takes the core back out of the model's output, which goes to
+    ``output`` in the frame. With ``edge``, ``halo`` and the frame size multiples of the model's
+    size multiple, every tile keeps the model's downsampling grid aligned with the whole frame's.
+    """
+    if edge <= 0:
+        raise ValueError(f"tile edge must be > 0, got {edge}")
+    boxes = []
+    for y0 in range(0, h, edge):
+        y1 = min(h, y0 + edge)
+        iy0, iy1 = max(0, y0 - halo), min(h, y1 + halo)
+        for x0 in range(0, w, edge):
+            x1 = min(w, x0 + edge)
+            ix0, ix1 = max(0, x0 - halo), min(w, x1 + halo)
+            boxes.append(((slice(iy0, iy1), slice(ix0, ix1)),
+                          (slice(y0, y1), slice(x0, x1)),
+                          (slice(y0 - iy0, y1 - iy0), slice(x0 - ix0, x1 - ix0))))
+    return boxes
+
+
+def thumbnail(frame: np.ndarray | torch.Tensor, size: int = 16) -> np.ndarray:
     """``(3, h, w)`` -> ``(size, size)`` mean-pooled luma-ish thumbnail (for cut detection)."""
-    t = torch.from_numpy(np.ascontiguousarray(frame)).float().mean(0, keepdim=True)[None]
-    return F.adaptive_avg_pool2d(t, size)[0, 0].numpy()
+    t = frame if isinstance(frame, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(frame))
+    t = t.float().mean(0, keepdim=True)[None]
+    return F.adaptive_avg_pool2d(t, size)[0, 0].cpu().numpy()
 
 
 def is_cut(previous: np.ndarray | None, current: np.ndarray, threshold: float = 0.12) -> bool:

@@ -98,3 +98,32 @@ def test_console_script_runs_as_a_real_process(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode != 0
     assert res.stderr.startswith("didtv: error:") and "Traceback" not in res.stderr
+
+
+def test_convert_shows_stage_throughput_and_bottleneck(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=5)
+    res = _run("convert", str(src), str(tmp_path / "out.mkv"), "--model", "bt2408", "--x265-preset", "ultrafast")
+    assert res.exit_code == 0, res.output
+    assert "cpu fp32: decode" in res.output and "bottleneck:" in res.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "tiny", "--precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA GPU"),
+    (["--model", "bt2408", "--precision", "bf16"], "float32 only"),
+    (["--model", "bt2408", "--tile", "huge"], "tile must be auto, off or a number"),
+])
+def test_convert_refuses_what_it_cannot_run(tmp_path, args, message):
+    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=3)
+    res = CliRunner().invoke(cli, ["convert", str(src), str(tmp_path / "o.mkv"), *args])
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert not (tmp_path / "o.mkv").exists()
+
+
+def test_convert_tiled_and_batched_output_is_valid(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=4)
+    dst = tmp_path / "o.mkv"
+    res = _run("convert", str(src), str(dst), "--model", "tiny", "--tile", "32", "--batch-size", "2",
+               "--x265-preset", "ultrafast", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert probe(dst).hdr == HdrFormat.HDR10

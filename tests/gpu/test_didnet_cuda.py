@@ -41,3 +41,22 @@ def test_torchvision_and_pure_torch_agree_on_cuda():
     tv = deform_conv2d(x, offset, mask, weight, padding=1, use_torchvision=True)
     pure = deform_conv2d(x, offset, mask, weight, padding=1, use_torchvision=False)
     torch.testing.assert_close(tv, pure, rtol=1e-4, atol=1e-3)
+
+
+def test_runner_on_cuda_auto_precision_tiles_and_batches():
+    """The convert path on CUDA: fp16 by default, batched windows, tiles = whole frame."""
+    import numpy as np
+
+    from didtv.models.registry import load_model
+    from didtv.pipeline.runner import Runner
+
+    net = load_model("tiny")
+    rng = np.random.default_rng(0)
+    frames = [rng.random((3, 64, 96), dtype=np.float32) for _ in range(9)]
+    cpu = list(Runner(net, device="cpu", precision="fp32").process(frames))
+    gpu = Runner(load_model("tiny"), device="cuda", tile=32)
+    assert gpu.precision == "fp16" and gpu.batch_for(64, 96) > 1
+    out = list(gpu.process(frames))
+    assert len(out) == 9
+    for a, b in zip(cpu, out):
+        assert np.abs(a - b).max() < 2e-2

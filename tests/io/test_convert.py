@@ -184,16 +184,16 @@ def test_failure_midway_leaves_nothing(tmp_path, monkeypatch, exc):
     from didtv.pipeline.runner import Runner
 
     src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=10)
-    real = Runner.infer
+    real = Runner.infer_batch
     calls = {"n": 0}
 
-    def flaky(self, window, *args, **kwargs):
+    def flaky(self, windows, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 5:
             raise exc
-        return real(self, window, *args, **kwargs)
+        return real(self, windows, *args, **kwargs)
 
-    monkeypatch.setattr(Runner, "infer", flaky)
+    monkeypatch.setattr(Runner, "infer_batch", flaky)
     with pytest.raises(type(exc)):
         convert(src, tmp_path / "o.mp4", model="bt2408")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]

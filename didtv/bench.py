@@ -1,0 +1,314 @@
+"""``didtv bench``: how fast each stage is on this machine, and how close the whole is to it.
+
+Measured in one run, each part in its own fresh process (so its peak memory is its own):
+
+- ``reference``: a 64->64 3x3 convolution (channels-last, the model's precision) on a frame of
+  the chosen size: the practical roofline of this device for convolution-heavy networks.
+- ``network``: the model alone on windows of real frames (the bundled sample clip scaled to the
+  size): frames/s, megapixels/s, achieved FLOP/s (the model's own FLOP count, docs/didnet.md)
+  and their ratio to the reference.
+- ``decode``: FFmpeg decoding to float R'G'B' (didtv.io.decode) alone.
+- ``encode``: x265 at the preset's settings (didtv.io.encode) alone.
+- ``pipeline``: ``didtv.api.convert`` end to end; ``streaming`` is its decode -> model -> encode
+  loop, ``efficiency`` = streaming fps / min(network, decode, encode).
+
+Peak memory is the process's peak RSS (ru_maxrss), plus the largest FFmpeg child's, plus CUDA's
+peak allocation on a GPU. The source clip is made once (libx264, CRF 18) and not timed.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable
+
+from didtv.errors import UsageError
+
+SAMPLE = Path(__file__).parent / "samples" / "bikes-sample.mp4"
+PARTS = ("reference", "network", "decode", "encode", "pipeline")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"960x540"`` -> (960, 540); both even and >= 16."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"size must be WIDTHxHEIGHT, e.g. 960x540, got {text!r}") from None
+    if w < 16 or h < 16 or w % 2 or h % 2:
+        raise UsageError(f"size must be even and at least 16x16, got {w}x{h}")
+    return w, h
+
+
+def make_source(path: Path, size: tuple[int, int], frames: int) -> Path:
+    """An 8-bit BT.709 H.264 clip of ``frames`` frames at ``size``: the sample clip, looped and
+    scaled (bicubic), encoded at CRF 18."""
+    from didtv.io.encode import run_strict
+    from didtv.io.ffmpeg import tool_path
+
+    w, h = size
+    argv = [tool_path("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-stream_loop", "-1", "-i", str(SAMPLE), "-frames:v", str(frames), "-an",
+            "-vf", f"scale={w}:{h}:flags=bicubic:out_color_matrix=bt709:out_range=tv",
+            "-c:v", "libx264", "-crf", "18", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", str(path)]
+    run_strict(argv, "making the benchmark clip", path)
+    return path
+
+
+def _peak_memory(device: str | None = None) -> dict:
+    out = {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "children_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    if device and device.startswith("cuda"):
+        import torch
+
+        out["cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _reference(size, frames, model, device, precision, threads, **_) -> dict:
+    import torch
+
+    from didtv.models.registry import load_model
+    from didtv.pipeline.runner import _DTYPES, Runner
+
+    torch.set_num_threads(threads)
+    runner = Runner(load_model(model, pretrained=False), device=device, precision=precision)
+    w, h = size
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(runner.device).to(memory_format=torch.channels_last)
+    x = torch.rand(1, 64, h, w, device=runner.device).contiguous(memory_format=torch.channels_last)
+    dtype = _DTYPES.get(runner.precision)
+    flops = 2 * 64 * 64 * 9 * h * w
+    with torch.inference_mode(), torch.autocast(runner.device.type, dtype=dtype or torch.float32,
+                                                enabled=dtype is not None):
+        conv(x)
+        _sync(runner.device)
+        reps, t0 = 0, time.perf_counter()
+        while reps < 3 or time.perf_counter() - t0 < 2.0:
+            conv(x)
+            reps += 1
+        _sync(runner.device)
+        seconds = (time.perf_counter() - t0) / reps
+    return {"flops_per_s": flops / seconds, "seconds_per_conv": seconds,
+            "device": str(runner.device), "precision": runner.precision,
+            "memory": _peak_memory(str(runner.device))}
+
+
+def _frames_of(source: Path, size, count: int):
+    from didtv.io.decode import FrameReader
+    from didtv.io.probe import probe
+
+    frames = []
+    with FrameReader(probe(source), size) as reader:
+        for f in reader:
+            frames.append(f)
+            if len(frames) == count:
+                break
+    return frames
+
+
+def _network(size, frames, model, device, precision, threads, tile, batch_size, source, **_) -> dict:
+    import torch
+
+    from didtv.models.registry import load_model
+    from didtv.pipeline.runner import Runner
+    from didtv.pipeline.window import sliding_windows
+
+    torch.set_num_threads(threads)
+    net = load_model(model)
+    runner = Runner(net, device=device, precision=precision, tile=tile, batch=batch_size)
+    decoded = _frames_of(source, size, frames)
+    tensors = [torch.from_numpy(f).to(runner.device) for f in decoded]
+    windows = list(sliding_windows(tensors, runner.spec.window))
+    w, h = size
+    batch = runner.batch_for(h, w)
+    runner.infer_batch(windows[:batch])  # warm-up (allocations, cuDNN choices)
+    _sync(runner.device)
+    t0 = time.perf_counter()
+    for i in range(0, len(windows), batch):
+        runner.infer_batch(windows[i:i + batch])
+    _sync(runner.device)
+    seconds = time.perf_counter() - t0
+    fps = len(windows) / seconds
+    result = {"fps": fps, "megapixels_per_s": fps * w * h / 1e6, "frames": len(windows),
+              "batch": batch, "tile": runner.tile_for(h + (-h) % runner.spec.multiple_of,
+                                                     w + (-w) % runner.spec.multiple_of),
+              "device": str(runner.device), "precision": runner.precision}
+    flops = getattr(net, "flops", None)
+    if callable(flops):
+        result["gflops_per_frame"] = flops(h + (-h) % runner.spec.multiple_of,
+                                           w + (-w) % runner.spec.multiple_of)["total"] / 1e9
+        result["flops_per_s"] = result["gflops_per_frame"] * 1e9 * fps
+    result["memory"] = _peak_memory(str(runner.device))
+    return result
+
+
+def _decode(size, frames, source, **_) -> dict:
+    from didtv.io.decode import FrameReader
+    from didtv.io.probe import probe
+
+    info = probe(source)
+    t0 = time.perf_counter()
+    n = 0
+    with FrameReader(info, size) as reader:
+        for _frame in reader:
+            n += 1
+    seconds = time.perf_counter() - t0
+    return {"fps": n / seconds, "frames": n, "memory": _peak_memory()}
+
+
+def _encode(size, frames, source, preset, workdir, **_) -> dict:
+    from fractions import Fraction
+
+    import numpy as np
+
+    from didtv.io.encode import HDR10Writer
+    from didtv.presets import load_preset
+
+    settings = load_preset(preset).encode_for(Fraction(25))
+    # Realistic content: decoded frames scaled into the PQ range SDR maps to (white ~0.58).
+    pq = [np.ascontiguousarray(f * 0.58) for f in _frames_of(source, size, min(frames, 48))]
+    w, h = size
+    out = Path(workdir) / "encode-only.mkv"
+    t0 = time.perf_counter()
+    writer = HDR10Writer(out, width=w, height=h, fps=Fraction(25), settings=settings, source=None)
+    try:
+        for i in range(frames):
+            writer.write(pq[i % len(pq)])
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+    seconds = time.perf_counter() - t0
+    return {"fps": frames / seconds, "frames": frames, "x265_preset": settings.preset,
+            "memory": _peak_memory()}
+
+
+def _pipeline(size, frames, model, device, precision, threads, tile, batch_size, source, preset,
+              workdir, **_) -> dict:
+    import torch
+
+    from didtv.api import convert
+
+    torch.set_num_threads(threads)
+    out = Path(workdir) / "pipeline.mkv"
+    t0 = time.perf_counter()
+    result = convert(source, out, preset=preset, model=model, overwrite=True, device=device,
+                     precision=precision, tile=tile, batch_size=batch_size)
+    seconds = time.perf_counter() - t0
+    stages = result.stages
+    return {"fps": result.frames / seconds, "frames": result.frames,
+            "streaming_fps": result.frames / stages.wall if stages.wall else 0.0,
+            "stages": stages.as_dict(), "device": result.device, "precision": result.precision,
+            "memory": _peak_memory(result.device)}
+
+
+_RUNNERS: dict[str, Callable[..., dict]] = {
+    "reference": _reference, "network": _network, "decode": _decode, "encode": _encode,
+    "pipeline": _pipeline,
+}
+
+
+def _run_part(part: str, kwargs: dict) -> dict:
+    return _RUNNERS[part](**kwargs)
+
+
+def bench(*, model: str = "tiny", size: tuple[int, int] = (960, 540), frames: int = 24,
+          device: str | None = None, precision: str | None = None, tile=None,
+          batch_size: int | None = None, preset: str = "hdr10-1000", threads: int | None = None,
+          untrained: bool = False, parts: tuple[str, ...] = PARTS,
+          on_part: Callable[[str, dict], None] | None = None) -> dict:
+    """Measure ``parts`` (each in a fresh process) and return them with the summary:
+    ``bottleneck`` (the slowest of network/decode/encode), ``efficiency`` and
+    ``network_vs_reference`` (achieved FLOP/s over the reference convolution's).
+
+    ``untrained``: time ``model``'s architecture with random weights (for a model with no
+    shipped weights, e.g. Full). Its offset predictor starts at zero, so the deformable sampling
+    reads neighbouring pixels and is somewhat faster than with trained weights."""
+    from didtv.io.ffmpeg import check_ffmpeg
+
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise UsageError(f"unknown benchmark part(s) {', '.join(unknown)}; allowed: {', '.join(PARTS)}")
+    if frames < 1:
+        raise UsageError(f"frames must be >= 1, got {frames}")
+    check_ffmpeg()
+    threads = threads or (os.cpu_count() or 1)
+    report: dict = {"model": model, "untrained": untrained, "size": f"{size[0]}x{size[1]}",
+                    "frames": frames, "preset": preset, "threads": threads, "machine": machine(),
+                    "date": time.strftime("%Y-%m-%d"), "parts": {}}
+    with tempfile.TemporaryDirectory(prefix="didtv-bench-") as workdir:
+        source = make_source(Path(workdir) / "source.mp4", size, frames)
+        if untrained:
+            model = str(_random_weights(model, Path(workdir)))
+        kwargs = {"size": size, "frames": frames, "model": model, "device": device,
+                  "precision": precision, "tile": tile, "batch_size": batch_size, "preset": preset,
+                  "threads": threads, "source": source, "workdir": workdir}
+        ctx = get_context("spawn")
+        for part in parts:
+            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+                report["parts"][part] = pool.submit(_run_part, part, kwargs).result()
+            if on_part is not None:
+                on_part(part, report["parts"][part])
+    report.update(summarise(report["parts"]))
+    return report
+
+
+def _random_weights(model: str, workdir: Path) -> Path:
+    """``model``'s architecture with its random initial weights, saved for load_model/convert."""
+    import torch
+
+    from didtv.models.registry import get_info, load_model, save_weights
+
+    torch.manual_seed(0)
+    net = load_model(model, pretrained=False)
+    path = workdir / f"{model}-untrained.safetensors"
+    save_weights(net, path, arch=get_info(model).arch)
+    return path
+
+
+def summarise(parts: dict) -> dict:
+    """Bottleneck, efficiency and network/reference ratio from whichever parts were measured."""
+    out: dict = {}
+    alone = {k: parts[k]["fps"] for k in ("network", "decode", "encode") if k in parts}
+    if alone:
+        out["bottleneck"] = min(alone, key=alone.get)
+        if "pipeline" in parts and len(alone) == 3:
+            out["efficiency"] = parts["pipeline"]["streaming_fps"] / alone[out["bottleneck"]]
+    if "network" in parts and "reference" in parts and "flops_per_s" in parts["network"]:
+        out["network_vs_reference"] = parts["network"]["flops_per_s"] / parts["reference"]["flops_per_s"]
+    return out
+
+
+def machine() -> dict:
+    """CPU model, cores, torch version and GPU name (for docs/benchmarks.md)."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+            "python": sys.version.split()[0], "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info

@@ -1,0 +1,51 @@
+"""`didtv bench` runs each part for real (tiny sizes here; the numbers are in docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from clips import requires_ffmpeg
+from didtv.bench import parse_size, summarise
+from didtv.cli.main import cli
+from didtv.errors import UsageError
+
+pytestmark = requires_ffmpeg
+
+
+def test_bench_json_has_every_part_and_a_bottleneck():
+    res = CliRunner().invoke(cli, ["bench", "--model", "bt2408", "--size", "64x48", "--frames", "4",
+                                   "--preset", "preview", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert set(report["parts"]) == {"reference", "network", "decode", "encode", "pipeline"}
+    for part in ("network", "decode", "encode", "pipeline"):
+        assert report["parts"][part]["fps"] > 0
+        assert report["parts"][part]["memory"]["rss_mb"] > 0
+    assert report["parts"]["reference"]["flops_per_s"] > 0
+    assert report["parts"]["pipeline"]["frames"] == 4
+    assert report["bottleneck"] in ("network", "decode", "encode")
+    assert report["efficiency"] > 0
+
+
+def test_bench_table_for_an_untrained_model_part():
+    res = CliRunner().invoke(cli, ["bench", "--model", "full", "--untrained", "--size", "32x32", "--frames", "2",
+                                   "--part", "reference", "--part", "network"])
+    assert res.exit_code == 0, res.output
+    assert "network achieved FLOP/s" in res.output and "(untrained)" in res.output
+
+
+def test_sizes_and_summary():
+    assert parse_size("960x540") == (960, 540)
+    for bad in ("960", "961x540", "8x8", "axb"):
+        try:
+            parse_size(bad)
+        except UsageError:
+            continue
+        raise AssertionError(f"{bad} accepted")
+    parts = {"network": {"fps": 2.0, "flops_per_s": 50e9}, "decode": {"fps": 40.0}, "encode": {"fps": 20.0},
+             "pipeline": {"streaming_fps": 1.8}, "reference": {"flops_per_s": 100e9}}
+    s = summarise(parts)
+    assert s["bottleneck"] == "network" and abs(s["efficiency"] - 0.9) < 1e-9
+    assert abs(s["network_vs_reference"] - 0.5) < 1e-9
