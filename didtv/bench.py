@@ -12,8 +12,8 @@ Measured in one run, each part in its own fresh process (so its peak memory is i
 - ``pipeline``: ``didtv.api.convert`` end to end; ``streaming`` is its decode -> model -> encode
   loop, ``efficiency`` = streaming fps / min(network, decode, encode).
 
-Peak memory is the process's peak RSS (ru_maxrss), plus the largest FFmpeg child's, plus CUDA's
-peak allocation on a GPU. The source clip is made once (libx264, CRF 18) and not timed.
+Peak memory: ``rss_mb`` is the part's own process (ru_maxrss), ``tree_rss_mb`` the peak of that
+process plus its FFmpeg/x265 children, sampled every 50 ms; on a GPU also CUDA's peak allocation. The source clip is made once (libx264, CRF 18) and not timed.
 """
 
 from __future__ import annotations
@@ -61,9 +61,56 @@ def make_source(path: Path, size: tuple[int, int], frames: int) -> Path:
     return path
 
 
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants now (kB, from /proc; 0 if gone)."""
+    total = 0
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = [int(k) for k in f.read().split()]
+    except (OSError, ValueError):
+        return total
+    return total + sum(_tree_rss_kb(k) for k in kids)
+
+
+class TreeMemory:
+    """Samples the RSS of this process plus its FFmpeg/x265 children every ``interval`` s and
+    keeps the peak of the sum. (ru_maxrss cannot do this: a child forked from a large Python
+    process reports the parent's size as its own peak.)"""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        import threading
+
+        self.interval = interval
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, _tree_rss_kb(os.getpid()))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "TreeMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+_TREE: TreeMemory | None = None
+
+
 def _peak_memory(device: str | None = None) -> dict:
-    out = {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "children_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    out = {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if _TREE is not None:
+        out["tree_rss_mb"] = max(_TREE.peak_kb, _tree_rss_kb(os.getpid())) / 1024
     if device and device.startswith("cuda"):
         import torch
 
@@ -222,7 +269,9 @@ _RUNNERS: dict[str, Callable[..., dict]] = {
 
 
 def _run_part(part: str, kwargs: dict) -> dict:
-    return _RUNNERS[part](**kwargs)
+    global _TREE
+    with TreeMemory() as _TREE:
+        return _RUNNERS[part](**kwargs)
 
 
 def bench(*, model: str = "tiny", size: tuple[int, int] = (960, 540), frames: int = 24,

@@ -63,12 +63,12 @@ def _print(report: dict) -> None:
     title = (f"didtv bench: {report['model']}{' (untrained)' if report['untrained'] else ''} at {report['size']}, {report['frames']} frames; "
              f"{m['cpu']} ({m['cores']} cores){', ' + m['gpu'] if 'gpu' in m else ''}, torch {m['torch']}")
     table = Table(title=title, title_justify="left")
-    for col in ("part", "frames/s", "Mpixel/s", "achieved", "peak RSS MB", "notes"):
+    for col in ("part", "frames/s", "Mpixel/s", "achieved", "peak RSS MB (+FFmpeg)", "notes"):
         table.add_column(col, justify="left" if col in ("part", "notes") else "right")
     w, h = (int(v) for v in report["size"].split("x"))
     for name, r in report["parts"].items():
         mem = r.get("memory", {})
-        rss = max(mem.get("rss_mb", 0), mem.get("children_rss_mb", 0))
+        rss = mem.get("tree_rss_mb", mem.get("rss_mb", 0))
         notes = []
         if "precision" in r:
             notes.append(f"{r.get('device', '')} {r['precision']}")

@@ -272,6 +272,10 @@ class DIDNet(nn.Module):
             sdr_aux = clamp01(centre.float() + self.aux(feat).float())
         return self.head(feat, centre, cond), sdr_aux
 
+    def use_channels_last(self) -> None:
+        """Channels-last weights where that is faster on CPU (the offset U-Net; align.py)."""
+        self.tsaf.offsets.use_channels_last()
+
     # -- the two halves, for tiled inference (didtv.pipeline.runner) -----------------------------
     # TSAF needs a wide context (halo); everything after it is local except FFE's channel
     # attention, which pools over the whole frame. A tiled frame therefore runs `features` per

@@ -148,9 +148,12 @@ class Runner:
         return self.infer_batch([frames], shot)[0]
 
     @torch.inference_mode()
-    def infer_batch(self, windows: list[list[torch.Tensor]], shot: "ShotCondition | None" = None) -> list[np.ndarray]:
+    def infer_batch(self, windows: list[list[torch.Tensor]], shot: "ShotCondition | None" = None,
+                    centres: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Several windows of frame tensors (already on ``self.device``) -> their HDR centre
-        frames, in one forward pass per tile, with one device -> host copy for the batch."""
+        frames, in one forward pass per tile, with one device -> host copy for the batch.
+        ``centres``: the windows' centre frames on the host, for cut detection without a
+        device -> host copy per frame (default: the centre tensors)."""
         x = torch.stack([torch.stack(w) for w in windows])  # (b, t, 3, h, w)
         x, h, w = pad_to_multiple(x, self.spec.multiple_of)
         dtype = _DTYPES.get(self.precision)
@@ -160,7 +163,8 @@ class Runner:
                 cond = self.model.condition_vector(x)
                 if shot is not None:
                     centre = len(windows[0]) // 2
-                    cond = torch.cat([shot.update(cond[i:i + 1], windows[i][centre]) for i in range(len(windows))])
+                    picks = centres if centres is not None else [w[centre] for w in windows]
+                    cond = torch.cat([shot.update(cond[i:i + 1], picks[i]) for i in range(len(windows))])
             edge = self.tile_for(*x.shape[-2:])
             if edge is None:
                 y = self._forward(x, cond)
@@ -215,15 +219,25 @@ class Runner:
         are batched (:meth:`batch_for`); outputs come out in input order.
         """
         shot = ShotCondition()
-        tensors = (torch.from_numpy(np.ascontiguousarray(f)).to(self.device, non_blocking=True) for f in frames)
-        pending: list[list[torch.Tensor]] = []
-        for window in sliding_windows(tensors, self.spec.window):
+        r = self.spec.window // 2
+
+        def uploaded():  # (device tensor, host frame): the host copy serves cut detection
+            for f in frames:
+                f = np.ascontiguousarray(f)
+                yield torch.from_numpy(f).to(self.device, non_blocking=True), f
+
+        pending: list[list[tuple[torch.Tensor, np.ndarray]]] = []
+
+        def run() -> list[np.ndarray]:
+            return self.infer_batch([[t for t, _ in w] for w in pending], shot, [w[r][1] for w in pending])
+
+        for window in sliding_windows(uploaded(), self.spec.window):
             pending.append(window)
-            if len(pending) >= self.batch_for(*window[0].shape[-2:]):
-                yield from self.infer_batch(pending, shot)
+            if len(pending) >= self.batch_for(*window[0][1].shape[-2:]):
+                yield from run()
                 pending = []
         if pending:
-            yield from self.infer_batch(pending, shot)
+            yield from run()
 
 
 #: ``tile=auto`` leaves frames up to this many (padded) pixels whole: 1920x1088 fits in about

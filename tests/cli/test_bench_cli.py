@@ -23,6 +23,7 @@ def test_bench_json_has_every_part_and_a_bottleneck():
     for part in ("network", "decode", "encode", "pipeline"):
         assert report["parts"][part]["fps"] > 0
         assert report["parts"][part]["memory"]["rss_mb"] > 0
+        assert report["parts"][part]["memory"]["tree_rss_mb"] > 0
     assert report["parts"]["reference"]["flops_per_s"] > 0
     assert report["parts"]["pipeline"]["frames"] == 4
     assert report["bottleneck"] in ("network", "decode", "encode")

@@ -69,5 +69,6 @@ def test_convert_under_a_terminal_shows_rich_progress(tmp_path):
     assert "━" in text or "╸" in text  # the bar itself
     assert "\x1b[" in raw.decode("utf-8", "replace")  # drawn with terminal control sequences
     assert "24 frames 64x48" in text and "MaxCLL" in text
+    assert re.search(r"decode [\d.]+ fps · model [\d.]+ fps · encode [\d.]+ fps · bottleneck: \w+", text), text
     assert "didtv: 24/24 frames" not in text  # the plain log lines are for non-terminals only
     assert dst.is_file()
