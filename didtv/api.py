@@ -260,7 +260,8 @@ def convert(
         with FrameReader(info, (width, height)) as reader:
             writer = HDR10Writer(tmp_mkv, width=width, height=height, fps=info.fps,
                                  settings=preset.encode_for(info.fps), source=info,
-                                 metadata={IDENTITY_TAG: json.dumps(identity, sort_keys=True)})
+                                 metadata={IDENTITY_TAG: json.dumps(identity, sort_keys=True)},
+                                 peak=preset.encode.mastering.max_luminance)
             try:
                 start = time.monotonic()
                 report = None

@@ -34,6 +34,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from didtv.color.hdr10 import ContentLightLevel, LightLevelMeter, MasteringDisplay
+from didtv.color.transfer import pq_inverse_eotf
 from didtv.errors import DidtvError, FFmpegError, OutputError
 from didtv.io.decode import tool_safe_path
 from didtv.io.ffmpeg import FFMPEG_FLAGS, Child, last_line, run, spawn, tool_path
@@ -158,15 +159,17 @@ def encode_argv(dst: Path, *, width: int, height: int, fps: Fraction, settings: 
 class HDR10Writer:
     """Streams frames into x265.
 
-    ``write(frame)`` takes PQ BT.2020 R'G'B' ``(3, h, w)`` float32 (values outside [0, 1] are
-    clipped). ``close()`` finishes the stream into ``mkv_path``; ``abort()`` kills the encoder
+    ``write(frame)`` takes PQ BT.2020 R'G'B' ``(3, h, w)`` float32; values are clipped to
+    [0, 1], and with ``peak`` (cd/m2, the mastering display's maximum) each channel is clipped at
+    that luminance's PQ code: an HDR10 file should not hold light its mastering display cannot
+    show (a learned model's residual is not bounded; DIDNet Tiny reached 2051 cd/m2 on the sample). ``close()`` finishes the stream into ``mkv_path``; ``abort()`` kills the encoder
     (the caller deletes the file). Content light levels are measured afterwards from the file
     itself (:func:`measure_written`).
     """
 
     def __init__(self, mkv_path: Path, *, width: int, height: int, fps: Fraction,
                  settings: EncodeSettings, source: VideoInfo | None,
-                 metadata: Mapping[str, str] | None = None) -> None:
+                 metadata: Mapping[str, str] | None = None, peak: float | None = None) -> None:
         if width % 2 or height % 2:
             raise OutputError(f"4:2:0 output needs even width and height, got {width}x{height}")
         if width < MIN_ENCODE_SIZE or height < MIN_ENCODE_SIZE:
@@ -179,6 +182,7 @@ class HDR10Writer:
                                  source=source, metadata=metadata)
         self._child: Child = spawn(self._argv, stdin=subprocess.PIPE)
         self._planes = np.empty((3, height, width), dtype="<f4")
+        self.max_code = 1.0 if peak is None else float(pq_inverse_eotf(np.float64(peak)))
 
     @property
     def argv(self) -> list[str]:
@@ -188,9 +192,10 @@ class HDR10Writer:
         if frame.shape != (3, self.height, self.width):
             raise ValueError(f"frame shape {frame.shape} != (3, {self.height}, {self.width})")
         planes = self._planes
-        np.clip(frame[1], 0.0, 1.0, out=planes[0])  # G
-        np.clip(frame[2], 0.0, 1.0, out=planes[1])  # B
-        np.clip(frame[0], 0.0, 1.0, out=planes[2])  # R
+        top = self.max_code
+        np.clip(frame[1], 0.0, top, out=planes[0])  # G
+        np.clip(frame[2], 0.0, top, out=planes[1])  # B
+        np.clip(frame[0], 0.0, top, out=planes[2])  # R
         try:
             self._child.proc.stdin.write(planes.tobytes())
         except (BrokenPipeError, OSError) as exc:

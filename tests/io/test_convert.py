@@ -213,3 +213,21 @@ def test_avi_with_empty_repeat_chunks_is_not_called_truncated(tmp_path):
     assert res.frames == 9
     assert count_frames(tmp_path / "o.mkv") == 9
     assert abs(probe(tmp_path / "o.mkv").duration - info.duration) < 0.35
+
+
+def test_output_is_clipped_at_the_mastering_peak(tmp_path, monkeypatch):
+    """A model that writes light above the mastering display's peak (DIDNet's residual is not
+    bounded) is clipped there: MaxCLL is the peak, not the model's 3,900 cd/m2."""
+    from didtv.pipeline.runner import Runner
+
+    def too_bright(self, windows, *args, **kwargs):
+        h, w = windows[0][0].shape[-2:]
+        return [np.full((3, h, w), 0.9, np.float32) for _ in windows]  # PQ 0.9 = 3,900 cd/m2
+
+    monkeypatch.setattr(Runner, "infer_batch", too_bright)
+    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=3)
+    res = convert(src, tmp_path / "o.mkv", model="bt2408", preset=load_preset().with_overrides(x265_preset="ultrafast"))
+    assert res.mastering.max_luminance == 1000
+    assert 980 <= res.light.max_cll <= 1010
+    res4k = convert(src, tmp_path / "o4000.mkv", model="bt2408", preset="hdr10-4000")
+    assert 3800 <= res4k.light.max_cll <= 4010  # a 4000-nit master keeps up to 4000
