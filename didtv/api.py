@@ -34,7 +34,7 @@ from didtv.presets import Preset, load_preset, load_preset_model
 class Progress:
     """Passed to ``on_progress`` after every frame (and once at the start with 0 done)."""
 
-    frames_done: int
+    frames_done: int  # frames through the model (the encoder trails by at most a queue)
     frames_total: int
     elapsed: float  # seconds since the first frame was requested
     #: Per-stage throughput so far (decode, model, encode) and the bottleneck; None at the start.
@@ -268,11 +268,11 @@ def convert(
                 if on_progress:
                     on_progress(Progress(0, total, 0.0))
 
-                    def report(stats: StageStats) -> None:
-                        on_progress(Progress(writer.frames_written, total, time.monotonic() - start, stats))
+                    def report(stats: StageStats) -> None:  # frames through the model
+                        on_progress(Progress(stats.clocks["model"].frames, total, time.monotonic() - start, stats))
                 loop_start = time.perf_counter()
                 stages = run_stages(reader, runner.process, writer.write,
-                                    depth=queue_depth(reader.frame_bytes), on_written=report)
+                                    depth=queue_depth(reader.frame_bytes), on_frame=report)
             except BaseException:
                 writer.abort()
                 raise

@@ -109,11 +109,12 @@ def run_stages(
     write: Callable[[U], None],
     *,
     depth: int = 4,
-    on_written: Callable[[StageStats], None] | None = None,
+    on_frame: Callable[[StageStats], None] | None = None,
 ) -> StageStats:
     """Pull ``frames`` in a thread, run ``transform`` over them here, ``write`` its outputs in a
-    second thread; return the stage clocks. ``on_written`` is called in this thread with a
-    snapshot whenever frames have been written since the last call (and once at the end)."""
+    second thread; return the stage clocks. ``on_frame`` is called in this thread with a
+    snapshot after every frame the transform yields (and once more when everything is written),
+    so progress advances frame by frame even while the encoder lags by a queue's worth."""
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     stats = StageStats()
@@ -179,7 +180,6 @@ def run_stages(
                threading.Thread(target=encode_worker, name="didtv-encode", daemon=True)]
     for th in threads:
         th.start()
-    reported = 0
     start = time.perf_counter()
     try:
         for out in transform(inputs()):
@@ -189,9 +189,8 @@ def run_stages(
             mod.frames += 1
             mod.busy = time.perf_counter() - start - waited
             stats.wall = time.perf_counter() - start
-            if on_written is not None and enc.frames != reported:
-                reported = enc.frames
-                on_written(stats.snapshot())
+            if on_frame is not None:
+                on_frame(stats.snapshot())
         _put(q_out, _END, stop)
         threads[1].join()
     except _Stop:
@@ -207,6 +206,6 @@ def run_stages(
     stats.wall = time.perf_counter() - start
     if errors:
         raise errors[0]
-    if on_written is not None:
-        on_written(stats.snapshot())
+    if on_frame is not None:
+        on_frame(stats.snapshot())
     return stats

@@ -102,8 +102,9 @@ def test_the_slow_stage_is_named_the_bottleneck():
 
 def test_progress_snapshots_are_copies():
     seen = []
-    run_stages(range(10), double, lambda _: None, on_written=seen.append)
-    assert seen and seen[-1].clocks["encode"].frames == 10
+    run_stages(range(10), double, lambda _: None, on_frame=seen.append)
+    assert [s.clocks["model"].frames for s in seen] == list(range(1, 11)) + [10]  # every frame, then the end
+    assert seen[-1].clocks["encode"].frames == 10
     assert len({id(s) for s in seen}) == len(seen)
 
 
