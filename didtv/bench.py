@@ -189,14 +189,14 @@ def _network(size, frames, model, device, precision, threads, tile, batch_size, 
     _sync(runner.device)
     seconds = time.perf_counter() - t0
     fps = len(windows) / seconds
+    m = runner.spec.multiple_of  # the model runs on frames padded to this multiple
+    ph, pw = h + (-h) % m, w + (-w) % m
     result = {"fps": fps, "megapixels_per_s": fps * w * h / 1e6, "frames": len(windows),
-              "batch": batch, "tile": runner.tile_for(h + (-h) % runner.spec.multiple_of,
-                                                     w + (-w) % runner.spec.multiple_of),
+              "batch": batch, "tile": runner.tile_for(ph, pw),
               "device": str(runner.device), "precision": runner.precision}
     flops = getattr(net, "flops", None)
     if callable(flops):
-        result["gflops_per_frame"] = flops(h + (-h) % runner.spec.multiple_of,
-                                           w + (-w) % runner.spec.multiple_of)["total"] / 1e9
+        result["gflops_per_frame"] = flops(ph, pw)["total"] / 1e9
         result["flops_per_s"] = result["gflops_per_frame"] * 1e9 * fps
     result["memory"] = _peak_memory(str(runner.device))
     return result

@@ -162,7 +162,8 @@ class HDR10Writer:
     ``write(frame)`` takes PQ BT.2020 R'G'B' ``(3, h, w)`` float32; values are clipped to
     [0, 1], and with ``peak`` (cd/m2, the mastering display's maximum) each channel is clipped at
     that luminance's PQ code: an HDR10 file should not hold light its mastering display cannot
-    show (a learned model's residual is not bounded; DIDNet Tiny reached 2051 cd/m2 on the sample). ``close()`` finishes the stream into ``mkv_path``; ``abort()`` kills the encoder
+    show (a learned model's residual is not bounded; DIDNet Tiny reached 2051 cd/m2 on the
+    sample). ``close()`` finishes the stream into ``mkv_path``; ``abort()`` kills the encoder
     (the caller deletes the file). Content light levels are measured afterwards from the file
     itself (:func:`measure_written`).
     """

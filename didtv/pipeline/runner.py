@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from didtv.errors import UsageError
 from didtv.models.spec import ModelSpec
 from didtv.pipeline.window import sliding_windows
 
@@ -56,8 +57,6 @@ def resolve_precision(requested: str | None, device: torch.device, spec: ModelSp
     bfloat16; bfloat16 on CPUs with it; float16 on CUDA. Asking for a mode the device cannot run
     well raises :class:`~didtv.errors.UsageError` naming the reason (no silent fallback).
     """
-    from didtv.errors import UsageError
-
     requested = requested or "auto"
     if requested not in PRECISIONS:
         raise UsageError(f"unknown precision {requested!r}; allowed: {', '.join(PRECISIONS)}")

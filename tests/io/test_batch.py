@@ -191,7 +191,7 @@ def test_interrupt_cleans_up_and_next_run_continues(tmp_path):
         make_clip(src_dir / name, frames=6)
 
     def stop_in_second_file(event):
-        if event.kind == "progress" and event.item.input == "b.mp4" and event.progress.frames_done >= 2:
+        if event.kind == "progress" and event.item.input == "b.mp4" and event.progress.frames_done == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(BatchInterrupted) as exc:
@@ -215,7 +215,7 @@ def test_parallel_jobs_and_cancel(tmp_path):
 
     def on_event(e):
         seen.append(e.kind)
-        if e.kind == "progress" and e.progress.frames_done >= 2:
+        if e.kind == "progress" and e.progress.frames_done == 2:
             cancel.set()  # from a worker thread: every worker stops at its next frame
 
     with pytest.raises(BatchInterrupted) as exc:
