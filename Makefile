@@ -6,9 +6,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.didtv-installed
-# torch 2.13.0 (CPU) lies on disk on our machines; pip takes it from there. Elsewhere it comes
-# from PyPI. Installing it first keeps pip from resolving a multi-GB CUDA build for the range.
-TORCH ?= torch==2.13.0
+# torch 2.14.1 and torchvision 0.29.1 (a CUDA build: the GPU path works where a GPU is; it runs
+# on the CPU elsewhere) lie on disk on our machines; pip takes them from there (about a minute,
+# 5.5 GB in the venv). Elsewhere they come from PyPI. torchvision is needed by piq (metrics).
+TORCH ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: demo test system venv clean
 
@@ -24,7 +25,7 @@ system:
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/python -c "import torch, torchvision" 2>/dev/null || $(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e ".[test]"
 	touch $(STAMP)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -22,9 +23,12 @@ def data_group() -> None:
 @click.option("--size", default=192, show_default=True, help="View edge in pixels (train split).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--workers", default=2, show_default=True)
+@click.option("--transfer", type=click.Choice(["pq", "hlg"]), default="pq", show_default=True,
+              help="How 16-bit PNG/TIFF sources are encoded (BT.2020 PQ or HLG); EXR and .hdr are scene-linear.")
 @handle_errors
-def data_build(sources, output, split, clips_per_source, size, seed, workers):
-    """Render SOURCES (OpenEXR files or folders) into (degraded SDR, clean SDR, HDR) clips.
+def data_build(sources, output, split, clips_per_source, size, seed, workers, transfer):
+    """Render SOURCES (OpenEXR, Radiance .hdr, 16-bit PQ/HLG PNG/TIFF files, or folders of them)
+    into (degraded SDR, clean SDR, HDR) clips.
 
     \b
     Example:
@@ -34,7 +38,7 @@ def data_build(sources, output, split, clips_per_source, size, seed, workers):
     from didtv.data.build import build
 
     out = build(list(sources), output, seed=seed, clips_per_source=clips_per_source, size=(size, size),
-                split=split, workers=workers,
+                split=split, workers=workers, transfer=transfer,
                 on_clip=lambda n: click.echo(f"didtv: {n} clips", err=True) if n % 50 == 0 else None)
     click.echo(f"wrote {out}/manifest.json")
 
@@ -60,6 +64,8 @@ def train_command(config, resume, iterations):
         if "val" in rec:
             v = rec["val"]
             click.echo(f"[{rec['iteration']}] val PSNR {v['psnr']:.2f} dB (bt2408 {v['psnr_bt2408']:.2f})", err=True)
+        elif "init_from" in rec:
+            click.echo(f"[{rec['iteration']}] branched from {rec['init_from']}", err=True)
         else:
             click.echo(f"[{rec['iteration']}] loss {rec['loss']:.4f} (hdr {rec['l1_hdr']:.4f}, aux {rec['l1_aux']:.4f}) "
                        f"lr {rec['lr']:.2e} {rec['sec_per_it']:.2f} s/it", err=True)
@@ -70,41 +76,71 @@ def train_command(config, resume, iterations):
 
 @click.command("eval")
 @click.option("--model", "-m", "models", multiple=True, required=True, help="Model name or .safetensors (repeatable).")
-@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False), help="A validation set (didtv data build --split val).")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False), help="A validation set (didtv data build --split val).")
+@click.option("--clip", "clips", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A real SDR video (no ground truth): report the output's flicker next to BT.2408's (repeatable).")
+@click.option("--frames", default=48, show_default=True, type=click.IntRange(2), help="Frames read from each --clip.")
 @click.option("--qp", default=None, help="Comma-separated QPs to keep, e.g. 27,32,37,42.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 @handle_errors
-def eval_command(models, data_dir, qp, as_json):
-    """Score models side by side: PSNR (PQ) and ΔE_ITP per SDR operator and QP.
+def eval_command(models, data_dir, clips, frames, qp, as_json):
+    """Score models side by side: the paper's metrics per SDR operator and QP on a validation
+    set (PSNR, SSIM, MS-SSIM, ΔE_ITP, VIFp, HaarPSI, VSI, high-frequency PSNR, MSRL-PSNR), and
+    the flicker of the output on real SDR clips.
 
     \b
     Example:
       didtv eval -m tiny -m bt2408 -m bt2446a --data data/val --qp 27,32,37,42
+      didtv eval -m tiny --clip didtv/samples/bikes-sample.mp4
     """
-    from didtv.train.evaluate import evaluate
+    from didtv.train.evaluate import evaluate, evaluate_clips
 
+    if not data_dir and not clips:
+        raise click.UsageError("nothing to evaluate: give --data DIR (a val set) and/or --clip FILE")
     qps = [int(q) for q in qp.split(",")] if qp else None
-    result = evaluate(models, data_dir, qps=qps,
-                      on_clip=None if as_json else (lambda k, n: click.echo(f"didtv: {k}/{n} clips", err=True) if k % 24 == 0 else None))
+    result: dict = {"models": list(models)}
+    if data_dir:
+        result = evaluate(models, data_dir, qps=qps,
+                          on_clip=None if as_json else (lambda k, n: click.echo(f"didtv: {k}/{n} clips", err=True) if k % 24 == 0 else None))
+    if clips:
+        result["real_clips"] = evaluate_clips(models, clips, frames=frames)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
     click.echo(format_tables(result))
 
 
+METRIC_LABELS = {"psnr": "PSNR (dB, PQ BT.2020)", "ssim": "SSIM", "ms_ssim": "MS-SSIM",
+                 "delta_e_itp": "ΔE_ITP (lower is better)", "vif_p": "VIFp", "haarpsi": "HaarPSI", "vsi": "VSI",
+                 "hf_psnr": "HF-PSNR (dB, Haar detail sub-bands)", "msrl_psnr": "MSRL-PSNR (dB, temporal)"}
+DIGITS = {"ssim": 4, "ms_ssim": 4, "vif_p": 4, "haarpsi": 4, "vsi": 4}
+
+
 def format_tables(result: dict) -> str:
-    """Markdown tables: rows = operator (and 'mean'), columns = QPs then mean, one per metric and model."""
-    groups = result["summary"]["groups"]
-    ops = sorted({g["operator"] for g in groups if g["operator"] != "*"}) + ["*"]
-    qps = sorted({g["qp"] for g in groups if g["qp"] != "*"}) + ["*"]
-    index = {(g["model"], g["operator"], g["qp"]): g for g in groups}
+    """Markdown tables: rows = operator (and 'all'), columns = QPs then mean, one per metric and
+    model; then the flicker table of the real clips."""
     lines = []
-    for metric, label in (("psnr", "PSNR (dB, PQ BT.2020)"), ("delta_e_itp", "ΔE_ITP")):
-        lines.append(f"\n### {label}\n")
-        head = "| operator | model | " + " | ".join(f"QP {q}" if q != "*" else "mean" for q in qps) + " |"
-        lines += [head, "|" + "---|" * (len(qps) + 2)]
-        for op in ops:
-            for model in result["models"]:
-                cells = [f"{index[(model, op, q)][metric]:.2f}" if (model, op, q) in index else "-" for q in qps]
-                lines.append(f"| {'all' if op == '*' else op} | {model} | " + " | ".join(cells) + " |")
+    if "summary" in result:
+        groups = result["summary"]["groups"]
+        ops = sorted({g["operator"] for g in groups if g["operator"] != "*"}) + ["*"]
+        qps = sorted({g["qp"] for g in groups if g["qp"] != "*"}) + ["*"]
+        index = {(g["model"], g["operator"], g["qp"]): g for g in groups}
+        for metric, label in METRIC_LABELS.items():
+            lines.append(f"\n### {label}\n")
+            head = "| operator | model | " + " | ".join(f"QP {q}" if q != "*" else "mean" for q in qps) + " |"
+            lines += [head, "|" + "---|" * (len(qps) + 2)]
+            for op in ops:
+                for model in result["models"]:
+                    cells = [_cell(index.get((model, op, q), {}).get(metric), DIGITS.get(metric, 2)) for q in qps]
+                    lines.append(f"| {'all' if op == '*' else op} | {model} | " + " | ".join(cells) + " |")
+    if result.get("real_clips"):
+        lines += ["\n### Flicker on real SDR clips (jitter of the mean PQ level, 10-bit codes per frame; "
+                  "ratio to BT.2408's mapping)\n", "| clip | frames | model | jitter | ratio |", "|---|---|---|---|---|"]
+        for c in result["real_clips"]:
+            for model, j in c["jitter"].items():
+                lines.append(f"| {Path(c['clip']).name} | {c['frames']} | {model} | {j:.3f} | {_cell(c['ratio'][model], 2)} |")
     return "\n".join(lines)
+
+
+def _cell(value, digits: int) -> str:
+    return "-" if value is None or value != value else f"{value:.{digits}f}"

@@ -22,7 +22,7 @@ import numpy as np
 from didtv.color.gamut import BT709_TO_BT2020, apply_matrix
 from didtv.color.transfer import pq_inverse_eotf
 from didtv.data.degrade import CODECS, OPERATORS, QPS, codec_damage, render_sdr
-from didtv.data.sources import find_sources, hdr_clip, read_exr
+from didtv.data.sources import find_sources, hdr_clip, read_source
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,13 @@ def hdr_to_pq2020(nits: np.ndarray) -> np.ndarray:
 
 
 def _make_clip(args) -> dict:
-    (src, out_dir, recipe_seed, size, whole, renders, all_frames) = args
+    (src, out_dir, recipe_seed, size, whole, renders, all_frames, transfer) = args
     rng = np.random.default_rng(recipe_seed)
-    image = read_exr(src)
+    source = read_source(src, transfer)
+    image = source.light
     panorama = abs(image.shape[1] / image.shape[0] - 2.0) < 0.05
     clip = hdr_clip(image, rng, size=size, panorama=panorama, whole=whole,
-                    key_range=(-0.5, 0.5) if whole else (-1.0, 1.0))
+                    key_range=(-0.5, 0.5) if whole else (-1.0, 1.0), display_referred=source.display_referred)
     pq = hdr_to_pq2020(clip).transpose(0, 3, 1, 2)  # (t, 3, h, w)
     hdr = pq if all_frames else pq[len(pq) // 2:len(pq) // 2 + 1]
     hdr16 = np.rint(np.clip(hdr, 0, 1) * 65535).astype(np.uint16)
@@ -64,11 +65,12 @@ def _make_clip(args) -> dict:
 
 def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clips_per_source: int = 8,
           size: tuple[int, int] = (192, 192), split: str = "train", workers: int = 2,
-          max_width: int = 384, on_clip=None) -> Path:
+          max_width: int = 384, transfer: str = "pq", on_clip=None) -> Path:
     """Build a data set. ``split="train"``: ``clips_per_source`` random views per source, each with
     a random operator, codec, QP, exposure and saturation. ``split="val"``: the whole image
     (downscaled to at most ``max_width``, sizes multiples of 8), every operator x every QP,
-    x265, neutral grade, all 7 HDR frames stored (for temporal measures)."""
+    x265, neutral grade, all 7 HDR frames stored (for temporal measures). ``transfer``: how
+    16-bit PNG/TIFF sources are encoded ("pq" or "hlg", BT.2020); other formats ignore it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = find_sources(sources)
@@ -85,14 +87,14 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
                 render = (f"{stem}-{ci:03d}.npz", str(rng.choice(OPERATORS)),
                           str(rng.choice(CODECS, p=[0.75, 0.25])), int(rng.choice(QPS)),
                           float(2.0 ** rng.uniform(-0.6, 0.4)), float(rng.uniform(0.85, 1.15)))
-                jobs.append((src, out, recipe_seed, size, False, [render], False))
+                jobs.append((src, out, recipe_seed, size, False, [render], False, transfer))
         elif split == "val":
-            h, w = read_exr(src).shape[:2]
+            h, w = read_source(src, transfer).light.shape[:2]
             vw = min(max_width, w) // 8 * 8
             vh = int(round(vw * h / w / 8)) * 8
             recipe_seed = int(np.random.SeedSequence([seed, si]).generate_state(1)[0])
             renders = [(f"{stem}-{op}-qp{qp}.npz", op, "x265", qp, 1.0, 1.0) for op in OPERATORS for qp in QPS]
-            jobs.append((src, out, recipe_seed, (vh, vw), True, renders, True))
+            jobs.append((src, out, recipe_seed, (vh, vw), True, renders, True, transfer))
         else:
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     records: list[dict] = []
@@ -111,7 +113,8 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    manifest = {"split": split, "seed": seed, "size": list(size), "sources": [str(f) for f in files],
+    manifest = {"split": split, "seed": seed, "size": list(size), "transfer": transfer,
+                "sources": [str(f) for f in files],
                 "operators": list(OPERATORS), "qps": list(QPS), "clips": records}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return out

@@ -2,8 +2,11 @@
 
 Convention (docs/training.md):
 
-1. **Read** scene-linear OpenEXR (BT.709 primaries, relative units); negatives (compression
-   ringing) are clamped to 0.
+1. **Read** scene-linear OpenEXR or Radiance RGBE (``.hdr``; BT.709 primaries, relative units;
+   negatives from compression ringing are clamped to 0), or display-referred 16-bit PNG/TIFF in
+   BT.2020 PQ or HLG (``transfer``; HLG through the BT.2100 OOTF of a 1000 cd/m2 display). The
+   display-referred ones keep their grade (no exposure anchoring, step 4) and are gamut-clipped
+   to BT.709 light, the gamut every other step works in.
 2. **View**: a camera-like view of ``size x size`` pixels is cut from the image at a random
    centre and zoom (equirectangular panoramas: away from the poles). The image is first
    area-downscaled so the view samples it at about one source pixel per output pixel.
@@ -29,7 +32,22 @@ import torch.nn.functional as F
 from didtv.color.transfer import REFERENCE_WHITE, pq_eotf, pq_inverse_eotf
 
 LUMA_709 = np.array([0.2126, 0.7152, 0.0722])
+LUMA_2020 = np.array([0.2627, 0.6780, 0.0593])
 EXR_SUFFIXES = (".exr",)
+RGBE_SUFFIXES = (".hdr", ".pic")
+DISPLAY_SUFFIXES = (".png", ".tif", ".tiff")
+SOURCE_SUFFIXES = EXR_SUFFIXES + RGBE_SUFFIXES + DISPLAY_SUFFIXES
+TRANSFERS = ("pq", "hlg")
+HLG_DISPLAY_PEAK = 1000.0  # cd/m2: the BT.2100 reference display for HLG's OOTF
+
+
+@dataclass(frozen=True)
+class HDRImage:
+    """A source image as linear BT.709-primaries light ``(h, w, 3)`` float32. ``display_referred``:
+    the values are cd/m2 of a grade (PQ/HLG files); otherwise relative scene light (EXR, RGBE)."""
+
+    light: np.ndarray
+    display_referred: bool
 
 
 def read_exr(path: str | Path) -> np.ndarray:
@@ -52,16 +70,69 @@ def read_exr(path: str | Path) -> np.ndarray:
     return np.clip(rgb, 0.0, None)
 
 
+def read_rgbe(path: str | Path) -> np.ndarray:
+    """Scene-linear RGB ``(h, w, 3)`` float32 from a Radiance RGBE (``.hdr``) file (OpenCV)."""
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if bgr is None or bgr.dtype != np.float32 or bgr.ndim != 3:
+        raise ValueError(f"{path}: not a readable Radiance RGBE image")
+    rgb = np.nan_to_num(bgr[..., 2::-1], nan=0.0, posinf=0.0, neginf=0.0)
+    return np.clip(np.ascontiguousarray(rgb), 0.0, None)
+
+
+def read_display_referred(path: str | Path, transfer: str = "pq") -> np.ndarray:
+    """BT.709-primaries display light in cd/m2 ``(h, w, 3)`` from a 16-bit BT.2020 PQ or HLG
+    PNG/TIFF. Colours outside BT.709 are clipped (the SDR renderings could not show them)."""
+    import cv2
+
+    from didtv.color.gamut import BT2020_TO_BT709, apply_matrix
+    from didtv.color.transfer import hlg_inverse_oetf
+
+    if transfer not in TRANSFERS:
+        raise ValueError(f"transfer must be one of {', '.join(TRANSFERS)}, got {transfer!r}")
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"{path}: not a readable image")
+    if img.dtype != np.uint16:
+        raise ValueError(f"{path}: {img.dtype} samples; a PQ/HLG source needs 16 bits per sample "
+                         "(an 8-bit file is SDR, not an HDR master)")
+    if img.ndim != 3 or img.shape[2] < 3:
+        raise ValueError(f"{path}: not an RGB image")
+    signal = img[..., 2::-1].astype(np.float64) / 65535.0  # BGR(A) -> RGB
+    if transfer == "pq":
+        light2020 = pq_eotf(signal)
+    else:  # BT.2100 HLG: scene light E, then the OOTF Fd = Lw * Ys^(gamma - 1) * E, gamma 1.2 at 1000 cd/m2
+        scene = hlg_inverse_oetf(signal)
+        ys = np.tensordot(scene, LUMA_2020, axes=([-1], [0]))[..., None]
+        light2020 = HLG_DISPLAY_PEAK * np.power(np.maximum(ys, 1e-12), 0.2) * scene
+    light = apply_matrix(light2020, BT2020_TO_BT709)
+    return np.clip(light, 0.0, None).astype(np.float32)
+
+
+def read_source(path: str | Path, transfer: str = "pq") -> HDRImage:
+    """Any supported source by its suffix; ``transfer`` applies to 16-bit PNG/TIFF only."""
+    suffix = Path(path).suffix.lower()
+    if suffix in EXR_SUFFIXES:
+        return HDRImage(read_exr(path), display_referred=False)
+    if suffix in RGBE_SUFFIXES:
+        return HDRImage(read_rgbe(path), display_referred=False)
+    if suffix in DISPLAY_SUFFIXES:
+        return HDRImage(read_display_referred(path, transfer), display_referred=True)
+    raise ValueError(f"{path}: unsupported HDR source ({', '.join(SOURCE_SUFFIXES)})")
+
+
 def find_sources(paths: list[str | Path]) -> list[Path]:
-    """Files and folders (searched recursively) -> sorted list of readable HDR files."""
+    """Files and folders (searched recursively) -> sorted list of HDR source files."""
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found += [q for q in sorted(p.rglob("*")) if q.suffix.lower() in EXR_SUFFIXES]
-        elif p.suffix.lower() in EXR_SUFFIXES:
+            found += [q for q in sorted(p.rglob("*")) if q.suffix.lower() in SOURCE_SUFFIXES]
+        elif p.suffix.lower() in SOURCE_SUFFIXES:
             found.append(p)
         else:
-            raise ValueError(f"{p}: unsupported HDR source (OpenEXR .exr files and folders are read)")
+            raise ValueError(f"{p}: unsupported HDR source (OpenEXR .exr, Radiance .hdr, 16-bit PQ/HLG "
+                             ".png/.tif, and folders of them are read)")
     return found
 
 
@@ -152,9 +223,11 @@ DEFAULT_KEY = 0.18 * REFERENCE_WHITE
 
 def hdr_clip(image: np.ndarray, rng: np.random.Generator, *, size: tuple[int, int] = (192, 192),
              panorama: bool = True, peak: float = 1000.0, key_range: tuple[float, float] = (-1.0, 1.0),
-             whole: bool = False, frames: int = 7) -> np.ndarray:
+             whole: bool = False, frames: int = 7, display_referred: bool = False) -> np.ndarray:
     """One display-referred HDR clip ``(t, h, w, 3)``: BT.709-primaries linear light in cd/m2,
-    at most ``peak``. ``whole=True`` frames the entire image (validation) instead of a random view."""
+    at most ``peak``. ``whole=True`` frames the entire image (validation) instead of a random view.
+    ``display_referred``: ``image`` is already in cd/m2 (a graded PQ/HLG source): its exposure is
+    kept instead of being anchored."""
     h_src, w_src = image.shape[:2]
     out_h, out_w = size
     if whole:
@@ -172,4 +245,4 @@ def hdr_clip(image: np.ndarray, rng: np.random.Generator, *, size: tuple[int, in
         motion = Motion.random(rng)
     views = render_view(image, size=size, centre=centre, span=span, motion=motion, rng=rng, frames=frames)
     key = DEFAULT_KEY * 2.0 ** rng.uniform(*key_range)
-    return roll_off_highlights(expose(views, key), peak)
+    return roll_off_highlights(views if display_referred else expose(views, key), peak)

@@ -29,3 +29,19 @@ def delta_e_itp(pred: np.ndarray, target: np.ndarray) -> float:
     a, b = ictcp_from_pq2020(pred), ictcp_from_pq2020(target)
     d = a - b
     return float(np.mean(720.0 * np.sqrt(d[0] ** 2 + (0.5 * d[1]) ** 2 + d[2] ** 2)))
+
+
+def haar_detail(frame: np.ndarray) -> np.ndarray:
+    """The three level-1 detail sub-bands (LH, HL, HH) of the orthonormal Haar DWT of ``(c, h, w)``
+    (odd sizes lose their last row/column), stacked as ``(3, c, h/2, w/2)``."""
+    x = np.asarray(frame, np.float64)
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    a, b = x[..., 0:h:2, 0:w:2], x[..., 0:h:2, 1:w:2]
+    c, d = x[..., 1:h:2, 0:w:2], x[..., 1:h:2, 1:w:2]
+    return np.stack([(a - b + c - d) / 2, (a + b - c - d) / 2, (a - b - c + d) / 2])
+
+
+def hf_psnr(pred: np.ndarray, target: np.ndarray) -> float:
+    """PSNR (range 1) over the Haar detail sub-bands only: how well fine detail is restored.
+    The transform is orthonormal, so a detail coefficient of a [0, 1] frame lies in [-1, 1]."""
+    return psnr(haar_detail(pred), haar_detail(target))

@@ -41,6 +41,10 @@ class TrainConfig:
     val_every: int = 1000
     val_clips: int = 24                                 # a fixed subset during training; 0 = all
     checkpoint_every: int = 250
+    # Branch from another run: its checkpoint's model, EMA and optimizer state and iteration
+    # count start this run (batches continue the same sequence); the rest of this config, e.g.
+    # a learning-rate schedule, applies from there. Ignored when resuming this run's own state.
+    init_from: str = ""
 
     def lr_at(self, iteration: int) -> float:
         if iteration < self.lr_halve_after:

@@ -1,8 +1,10 @@
 """``didtv eval``: models side by side on a validation set built by ``didtv data build --split val``.
 
 For every clip the model sees the 7 degraded SDR frames and predicts the HDR centre frame, whole
-frame, no crop; metrics compare it with the HDR target (BT.2020 PQ in [0, 1]). Scores are
-averaged per (operator, QP), per QP, and overall.
+frame, no crop; metrics compare it with the HDR target (BT.2020 PQ in [0, 1]). The model then
+predicts the next frame too (its window edge-padded as at the end of a video, the condition held
+over the two as ``convert`` holds it over a shot), for the temporal measure (MSRL-PSNR). Scores
+are averaged per (operator, QP), per QP, and overall; conventions in docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -15,21 +17,24 @@ import numpy as np
 
 
 from didtv.data.build import load_manifest
-from didtv.metrics import delta_e_itp, psnr
+from didtv.metrics import delta_e_itp, hf_psnr, msrl_psnr, psnr, structural_scores
+from didtv.pipeline.window import window_indices
 
-METRICS = ("psnr", "delta_e_itp")
+# In table order. Higher is better for all but delta_e_itp.
+METRICS = ("psnr", "ssim", "ms_ssim", "delta_e_itp", "vif_p", "haarpsi", "vsi", "hf_psnr", "msrl_psnr")
 
 
-def _window(lq: np.ndarray, size: int) -> list[np.ndarray]:
-    r, c = size // 2, len(lq) // 2
-    return [lq[c + k] for k in range(-r, r + 1)]
+def frame_scores(out: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Every per-frame metric of one HDR output against its target."""
+    return {"psnr": psnr(out, target), "delta_e_itp": delta_e_itp(out, target),
+            "hf_psnr": hf_psnr(out, target), **structural_scores(out, target)}
 
 
 def evaluate(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] | None = None,
              device: str | None = None, on_clip: Callable[[int, int], None] | None = None) -> dict:
-    """Returns ``{"models": [...], "rows": [{model, operator, qp, file, psnr, delta_e_itp}], "summary": ...}``."""
+    """Returns ``{"models": [...], "rows": [{model, operator, qp, file, <METRICS>}], "summary": ...}``."""
     from didtv.models.registry import load_model
-    from didtv.pipeline.runner import Runner
+    from didtv.pipeline.runner import Runner, ShotCondition
 
     data_dir = Path(data_dir)
     manifest = load_manifest(data_dir)
@@ -41,16 +46,48 @@ def evaluate(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] 
         with np.load(data_dir / rec["file"]) as z:
             lq = z["lq"].astype(np.float32) / 65535.0
             hdr = z["hdr"].astype(np.float64) / 65535.0
-        target = hdr[len(hdr) // 2]
+        c = len(lq) // 2
         for name, runner in runners.items():
-            out = runner.infer(_window(lq, runner.spec.window)).astype(np.float64)
-            out = np.clip(out, 0.0, 1.0)
+            shot = ShotCondition()
+            outs = [np.clip(runner.infer([lq[j] for j in window_indices(len(lq), runner.spec.window)[i]], shot),
+                            0.0, 1.0).astype(np.float64) for i in (c, c + 1)]
             rows.append({"model": name, "operator": rec["operator"], "qp": rec["qp"], "file": rec["file"],
-                         "psnr": psnr(out, target), "delta_e_itp": delta_e_itp(out, target)})
+                         **frame_scores(outs[0], hdr[len(hdr) // 2]),
+                         # a train-split set keeps only the centre HDR frame: no temporal target
+                         "msrl_psnr": msrl_psnr(outs, hdr[c:c + 2]) if len(hdr) == len(lq) else float("nan")})
         if on_clip:
             on_clip(k + 1, len(clips))
     return {"models": names, "data": str(data_dir), "clips": len(clips), "rows": rows,
             "summary": summarise(rows)}
+
+
+def evaluate_clips(models: Iterable[str], clips: Iterable[str | Path], *, frames: int = 48,
+                   device: str | None = None) -> list[dict]:
+    """Real SDR clips (no ground truth): each model's brightness ``jitter`` over the first
+    ``frames`` frames, and its ratio to the jitter of BT.2408's mapping of the same frames (a
+    static curve: it only follows the input's own changes). Ratio ~1: no flicker of its own."""
+    import itertools
+
+    from didtv.io.decode import FrameReader
+    from didtv.io.probe import probe
+    from didtv.metrics import jitter
+    from didtv.models.registry import load_model
+    from didtv.pipeline.runner import Runner
+
+    names = list(dict.fromkeys([*models, "bt2408"]))
+    out = []
+    for path in clips:
+        info = probe(path)
+        with FrameReader(info) as reader:
+            sdr = list(itertools.islice(reader, frames))
+        scores = {}
+        for name in names:
+            runner = Runner(load_model(name), device=device)
+            scores[name] = jitter([float(np.clip(o, 0, 1).mean()) for o in runner.process(sdr)])
+        out.append({"clip": str(path), "frames": len(sdr), "jitter": scores,
+                    "ratio": {n: scores[n] / scores["bt2408"] if scores["bt2408"] > 0 else float("nan")
+                              for n in names}})
+    return out
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -63,7 +100,14 @@ def summarise(rows: list[dict]) -> dict:
     out = []
     for (model, op, qp), rs in groups.items():
         out.append({"model": model, "operator": op, "qp": qp, "n": len(rs),
-                    **{m: float(np.mean([r[m] for r in rs])) for m in METRICS}})
+                    **{m: _mean([r[m] for r in rs if m in r]) for m in METRICS}})
     return {"groups": out}
 
 
+
+
+def _mean(values: list[float]) -> float:
+    """Mean without NaN (a metric undefined at a clip's size); NaN if none is defined."""
+    arr = np.asarray(values, np.float64)
+    arr = arr[np.isfinite(arr)]
+    return float(arr.mean()) if arr.size else float("nan")

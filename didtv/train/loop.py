@@ -52,6 +52,21 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def _branch_from(path: Path, model, ema, opt, device) -> int:
+    """Loads another run's checkpoint into a new run; returns the iteration it had reached."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"init_from: {path} does not exist") from exc
+    try:
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+    except RuntimeError as exc:
+        raise ValueError(f"init_from: {path} holds another architecture than this config's model") from exc
+    opt.load_state_dict(state["optimizer"])
+    return int(state["iteration"])
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None] | None = None,
           stop_after: int | None = None) -> Path:
     """Train until ``cfg.iterations`` (or ``stop_after`` more iterations); returns out_dir."""
@@ -65,7 +80,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
     model = DIDNet(**cfg.model_config()).to(device)
     ema = copy.deepcopy(model).eval()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start = 0
+    start, branched = 0, False
     ckpt_path = out / CHECKPOINT
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
@@ -77,6 +92,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
         start = int(state["iteration"])
     elif ckpt_path.exists():
         raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue, or choose another out_dir")
+    elif cfg.init_from:
+        start, branched = _branch_from(Path(cfg.init_from), model, ema, opt, device), True
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
     train_set = ClipSet(cfg.train_data)
@@ -92,6 +109,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
         if log:
             log(record)
 
+    if branched:
+        emit({"iteration": start, "init_from": cfg.init_from})
     end = cfg.iterations if stop_after is None else min(cfg.iterations, start + stop_after)
     t0, losses = time.monotonic(), []
     it = start

@@ -26,3 +26,88 @@ def test_psnr_by_hand():
     b = np.full((3, 4, 4), 0.1)
     assert psnr(a, b) == pytest.approx(20.0)
     assert psnr(a, a) > 150
+
+
+# -- SSIM family (piq): hand-computed cases -----------------------------------------------------
+
+C1 = 0.01**2  # (K1 * data range)^2
+
+
+def _luminance_term(a: float, b: float) -> float:
+    return (2 * a * b + C1) / (a * a + b * b + C1)
+
+
+def test_ssim_of_flat_frames_is_the_luminance_term():
+    # Flat frames have no contrast or structure: SSIM reduces to (2ab + C1) / (a^2 + b^2 + C1).
+    from didtv.metrics.structural import ssim
+
+    a, b = 0.3, 0.5
+    assert ssim(np.full((3, 32, 32), a), np.full((3, 32, 32), b)) == pytest.approx(_luminance_term(a, b), rel=1e-4)
+
+
+def test_ms_ssim_of_flat_frames_weights_the_coarsest_luminance():
+    # Wang et al. 2003: only the 5th scale has a luminance term, with exponent 0.1333.
+    from didtv.metrics.structural import ms_ssim
+
+    a, b = 0.3, 0.5
+    got = ms_ssim(np.full((3, 176, 176), a), np.full((3, 176, 176), b))
+    assert got == pytest.approx(_luminance_term(a, b) ** 0.1333, rel=1e-4)
+
+
+def test_structural_metrics_are_one_for_identical_frames_and_fall_with_noise():
+    from didtv.metrics import structural_scores
+
+    rng = np.random.default_rng(1)
+    x = np.clip(rng.random((3, 192, 192)) * 0.2 + np.linspace(0.2, 0.7, 192)[None, None, :], 0, 1)
+    same = structural_scores(x, x)
+    assert all(v == pytest.approx(1.0, abs=1e-4) for v in same.values()), same
+    light = structural_scores(np.clip(x + rng.normal(0, 0.01, x.shape), 0, 1), x)
+    heavy = structural_scores(np.clip(x + rng.normal(0, 0.05, x.shape), 0, 1), x)
+    for name in same:
+        assert 0 < heavy[name] < light[name] < 1, (name, light[name], heavy[name])
+
+
+def test_structural_metrics_are_nan_below_their_window():
+    from didtv.metrics import structural_scores
+
+    x = np.full((3, 48, 48), 0.5)
+    scores = structural_scores(x, x)
+    assert np.isnan(scores["ms_ssim"])  # needs 161 pixels
+    assert scores["ssim"] == pytest.approx(1.0) and scores["vif_p"] == pytest.approx(1.0, abs=1e-4)
+
+
+# -- high-frequency PSNR and temporal measures: hand-computed cases -----------------------------
+
+def test_hf_psnr_by_hand():
+    from didtv.metrics import hf_psnr
+
+    # A checkerboard [[d, 0], [0, d]] has only the diagonal Haar detail, HH = d: MSE over the three
+    # detail bands is d^2 / 3; over pixels it is d^2 / 2.
+    d = 0.1
+    board = np.tile(np.array([[d, 0.0], [0.0, d]]), (3, 4, 4))
+    zero = np.zeros_like(board)
+    assert hf_psnr(board, zero) == pytest.approx(10 * np.log10(3 / d**2))
+    assert psnr(board, zero) == pytest.approx(10 * np.log10(2 / d**2))
+    # A constant offset is not detail.
+    assert hf_psnr(board + 0.2, board) > 150
+
+
+def test_msrl_psnr_by_hand():
+    from didtv.metrics import msrl_psnr
+
+    rng = np.random.default_rng(2)
+    f = rng.random((3, 16, 16))
+    # The output stands still while the target brightens by delta: the change error is delta at
+    # every scale -> PSNR = -20 log10(delta).
+    assert msrl_psnr([f, f], [f, f + 0.05]) == pytest.approx(-20 * np.log10(0.05))
+    # A steady offset (a different but stable grade) is no temporal error.
+    assert msrl_psnr([f + 0.1, f + 0.2], [f, f + 0.1]) > 150
+    with pytest.raises(ValueError):
+        msrl_psnr([f], [f, f])
+
+
+def test_jitter_by_hand():
+    from didtv.metrics import jitter
+
+    assert jitter([0.0, 1 / 1023, 3 / 1023]) == pytest.approx(1.5)
+    assert jitter([0.5]) == 0.0

@@ -83,6 +83,30 @@ def test_resume_gives_identical_weights(tiny_data, tmp_path):
     assert any("val" in r for r in log) and max(r["iteration"] for r in log) == 4
 
 
+def test_branch_continues_from_another_runs_checkpoint(tiny_data, tmp_path):
+    """init_from = the same run resumed, when the config is otherwise equal; a new lr applies from there."""
+    from didtv.models.registry import read_weights
+    from didtv.train.loop import train
+
+    straight = train(_cfg(tiny_data, tmp_path / "a"))
+    train(_cfg(tiny_data, tmp_path / "b", iterations=2))
+    branch = train(_cfg(tiny_data, tmp_path / "c", init_from=str(tmp_path / "b" / "checkpoint.pt")))
+    _, _, sa, _ = read_weights(straight / "final.safetensors")
+    _, _, sc, _ = read_weights(branch / "final.safetensors")
+    for k in sa:
+        torch.testing.assert_close(sa[k], sc[k], rtol=0, atol=0)
+    log = [json.loads(line) for line in (tmp_path / "c" / "log.jsonl").read_text().splitlines()]
+    assert log[0] == {"iteration": 2, "init_from": str(tmp_path / "b" / "checkpoint.pt")}
+    assert [r["iteration"] for r in log if "loss" in r] == [3, 4]
+    slower = train(_cfg(tiny_data, tmp_path / "d", lr_halve_after=2, lr_halve_every=1,
+                        init_from=str(tmp_path / "b" / "checkpoint.pt")))
+    log = [json.loads(line) for line in (slower / "log.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in log if "loss" in r] == [2.5e-4, 1.25e-4]
+    with pytest.raises(ValueError, match="another architecture"):
+        train(_cfg(tiny_data, tmp_path / "e", init_from=str(tmp_path / "b" / "checkpoint.pt"),
+                   model_overrides={"channels": 12, "offset_channels": 8, "cond_channels": 8, "cond_size": 8}))
+
+
 def test_refuses_to_clobber_or_resume_with_other_config(tiny_data, tmp_path):
     from didtv.train.loop import train
 
@@ -127,9 +151,41 @@ def test_eval_scores_models_side_by_side(tiny_data, tmp_path):
     assert set(overall) == {"bt2408", "bt2446a", weights}
     # An untrained DIDNet starts as the BT.2408 mapping plus a small residual: close to it.
     assert abs(overall[weights]["psnr"] - overall["bt2408"]["psnr"]) < 3
+    for metric in ("ssim", "ms_ssim", "vif_p", "haarpsi", "vsi", "hf_psnr", "msrl_psnr", "delta_e_itp"):
+        assert metric in result["rows"][0]
+    # 48x48 clips: MS-SSIM needs 161 pixels; a train-split set has no temporal target.
+    assert np.isnan(overall["bt2408"]["ms_ssim"]) and np.isnan(overall["bt2408"]["msrl_psnr"])
+    assert 0 < overall["bt2408"]["ssim"] < 1 and 0 < overall["bt2408"]["haarpsi"] < 1
     res = CliRunner().invoke(cli, ["eval", "-m", "bt2408", "--data", str(tiny_data)])
     assert res.exit_code == 0, res.output
-    assert "### PSNR" in res.output and "| all | bt2408 |" in res.output
+    for table in ("### PSNR", "### SSIM", "### MS-SSIM", "### ΔE_ITP", "### VIFp", "### HaarPSI", "### VSI",
+                  "### HF-PSNR", "### MSRL-PSNR"):
+        assert table in res.output
+    assert "| all | bt2408 |" in res.output
+
+
+def test_eval_on_a_val_set_scores_every_operator_and_the_temporal_measure(tmp_path):
+    from didtv.data.build import build
+    from didtv.data.degrade import OPERATORS
+    from didtv.train.evaluate import evaluate
+
+    val = build([SOURCE], tmp_path / "val", seed=1, split="val", max_width=64, workers=1)
+    result = evaluate(["bt2408", "bt2446a"], val, qps=[42])
+    assert {r["operator"] for r in result["rows"]} == set(OPERATORS)
+    for r in result["rows"]:
+        assert 10 < r["msrl_psnr"] < 100, r  # two consecutive frames of a moving clip: finite, defined
+    # BT.2446-A inverts its own operator better than BT.2408 does.
+    own = {r["model"]: r["psnr"] for r in result["rows"] if r["operator"] == "bt2446a"}
+    assert own["bt2446a"] > own["bt2408"]
+
+
+def test_eval_cli_needs_data_or_a_clip():
+    from click.testing import CliRunner
+
+    from didtv.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["eval", "-m", "bt2408"])
+    assert res.exit_code == 2 and "nothing to evaluate" in res.output
 
 
 def test_config_rejects_unknown_keys(tmp_path):

@@ -1,0 +1,113 @@
+"""HDR sources other than OpenEXR: Radiance RGBE (.hdr) and display-referred 16-bit PQ/HLG PNG/TIFF."""
+
+from __future__ import annotations
+
+import json
+
+import colour
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from clips import requires_ffmpeg  # noqa: E402
+
+from didtv.color.gamut import BT709_TO_BT2020, apply_matrix  # noqa: E402
+from didtv.data.sources import find_sources, read_source  # noqa: E402
+
+
+def _scene(h=40, w=64):
+    rng = np.random.default_rng(0)
+    ramp = np.geomspace(0.002, 40.0, w)[None, :, None]
+    return (ramp * rng.uniform(0.5, 1.0, (h, 1, 3))).astype(np.float32)
+
+
+def _write_signal_png(path, signal_rgb):
+    codes = np.rint(np.clip(signal_rgb, 0, 1) * 65535).astype(np.uint16)
+    assert cv2.imwrite(str(path), codes[..., ::-1])
+
+
+def test_radiance_hdr_round_trip(tmp_path):
+    scene = _scene()
+    path = tmp_path / "scene.hdr"
+    assert cv2.imwrite(str(path), scene[..., ::-1])
+    src = read_source(path)
+    assert not src.display_referred and src.light.shape == scene.shape
+    # RGBE keeps 8 mantissa bits of the largest channel of each pixel.
+    err = np.abs(src.light - scene) / scene.max(axis=-1, keepdims=True)
+    assert err.max() < 1 / 128
+
+
+def test_pq_png_is_read_as_display_light(tmp_path):
+    # Reference values from colour-science: grey at 203 cd/m2 and a BT.709 red at 100 cd/m2.
+    light709 = np.zeros((8, 8, 3))
+    light709[:4] = 203.0
+    light709[4:] = [100.0, 0.0, 0.0]
+    signal = colour.models.eotf_inverse_ST2084(apply_matrix(light709, BT709_TO_BT2020))
+    _write_signal_png(tmp_path / "pq.png", signal)
+    src = read_source(tmp_path / "pq.png", "pq")
+    assert src.display_referred
+    np.testing.assert_allclose(src.light, light709, rtol=2e-3, atol=0.02)
+
+
+def test_hlg_75_percent_is_reference_white_on_a_1000_nit_display(tmp_path):
+    # BT.2408: HLG signal 0.75 is reference white, 203 cd/m2 on a 1000 cd/m2 display (OOTF gamma 1.2).
+    _write_signal_png(tmp_path / "hlg.tif", np.full((4, 4, 3), 0.75))
+    src = read_source(tmp_path / "hlg.tif", "hlg")
+    np.testing.assert_allclose(src.light, 203.0, rtol=5e-3)
+
+
+def test_wide_gamut_green_is_clipped_to_bt709(tmp_path):
+    signal = np.zeros((4, 4, 3))
+    signal[..., 1] = colour.models.eotf_inverse_ST2084(200.0)  # pure BT.2020 green: outside BT.709
+    _write_signal_png(tmp_path / "green.png", signal)
+    light = read_source(tmp_path / "green.png").light
+    assert light.min() >= 0 and light[..., 1].max() > 200
+
+
+def test_8bit_png_is_refused_with_the_reason(tmp_path):
+    cv2.imwrite(str(tmp_path / "sdr.png"), np.full((4, 4, 3), 128, np.uint8))
+    with pytest.raises(ValueError, match="16 bits per sample"):
+        read_source(tmp_path / "sdr.png")
+    with pytest.raises(ValueError, match="unsupported HDR source"):
+        find_sources([tmp_path / "notes.txt"])
+
+
+def test_find_sources_lists_every_format(tmp_path):
+    for name in ("a.exr", "b.hdr", "c.png", "d.tiff", "e.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in find_sources([tmp_path])] == ["a.exr", "b.hdr", "c.png", "d.tiff"]
+
+
+@requires_ffmpeg
+def test_build_from_rgbe_and_pq_sources_keeps_a_graded_source_level(tmp_path):
+    from didtv.color.transfer import pq_eotf
+    from didtv.data.build import build
+
+    assert cv2.imwrite(str(tmp_path / "scene.hdr"), _scene(64, 64)[..., ::-1])
+    # A flat 100 cd/m2 grey master: a display-referred source keeps its level (no re-exposure).
+    _write_signal_png(tmp_path / "grey.png", np.full((64, 64, 3), colour.models.eotf_inverse_ST2084(100.0)))
+    out = build([tmp_path / "scene.hdr", tmp_path / "grey.png"], tmp_path / "out", seed=1, clips_per_source=1,
+                size=(32, 32), split="train", workers=1)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["clips"]) == 2 and manifest["transfer"] == "pq"
+    grey = next(r for r in manifest["clips"] if r["file"].startswith("grey"))
+    with np.load(out / grey["file"]) as z:
+        nits = pq_eotf(z["hdr"] / 65535.0)
+    np.testing.assert_allclose(nits, 100.0, rtol=0.01)
+
+
+@requires_ffmpeg
+def test_data_build_cli_takes_the_transfer(tmp_path):
+    from click.testing import CliRunner
+
+    from didtv.cli.main import cli
+
+    _write_signal_png(tmp_path / "white.tif", np.full((48, 48, 3), 0.75))
+    res = CliRunner().invoke(cli, ["data", "build", str(tmp_path / "white.tif"), "-o", str(tmp_path / "out"),
+                                   "--clips-per-source", "1", "--size", "32", "--workers", "1", "--transfer", "hlg"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["transfer"] == "hlg"
+    res = CliRunner().invoke(cli, ["data", "build", str(tmp_path / "white.tif"), "-o", str(tmp_path / "o2"),
+                                   "--transfer", "srgb"])
+    assert res.exit_code == 2
