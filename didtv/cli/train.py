@@ -27,8 +27,8 @@ def data_group() -> None:
               help="How 16-bit PNG/TIFF sources are encoded (BT.2020 PQ or HLG); EXR and .hdr are scene-linear.")
 @handle_errors
 def data_build(sources, output, split, clips_per_source, size, seed, workers, transfer):
-    """Render SOURCES (OpenEXR, Radiance .hdr, 16-bit PQ/HLG PNG/TIFF files, or folders of them)
-    into (degraded SDR, clean SDR, HDR) clips.
+    """Render SOURCES (OpenEXR, Radiance .hdr, 16-bit PQ/HLG PNG/TIFF, HDR10/HLG videos, or
+    folders of them) into (degraded SDR, clean SDR, HDR) clips.
 
     \b
     Example:

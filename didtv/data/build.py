@@ -22,7 +22,7 @@ import numpy as np
 from didtv.color.gamut import BT709_TO_BT2020, apply_matrix
 from didtv.color.transfer import pq_inverse_eotf
 from didtv.data.degrade import CODECS, OPERATORS, QPS, codec_damage, render_sdr
-from didtv.data.sources import find_sources, hdr_clip, read_source
+from didtv.data.sources import find_sources, hdr_clip, is_video, read_source, video_clips
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,27 @@ def _make_clip(args) -> dict:
     panorama = abs(image.shape[1] / image.shape[0] - 2.0) < 0.05
     clip = hdr_clip(image, rng, size=size, panorama=panorama, whole=whole,
                     key_range=(-0.5, 0.5) if whole else (-1.0, 1.0), display_referred=source.display_referred)
+    return {"records": _write_renders(clip, renders, out_dir, all_frames, src, recipe_seed)}
+
+
+def _make_video_clips(args) -> dict:
+    """One decode pass over a video for all its clips; ``renders``: one list per clip."""
+    (src, out_dir, recipe_seed, size, renders_per_clip, all_frames, max_width) = args
+    rng = np.random.default_rng(recipe_seed)
+    clips = video_clips(src, rng, count=len(renders_per_clip), size=size, max_width=max_width)
+    records = []
+    for clip, renders in zip(clips, renders_per_clip):
+        records += _write_renders(clip, renders, out_dir, all_frames, src, recipe_seed)
+    return {"records": records}
+
+
+def _run_job(job) -> dict:
+    fn, args = job
+    return fn(args)
+
+
+def _write_renders(clip: np.ndarray, renders, out_dir, all_frames: bool, src, recipe_seed: int) -> list[dict]:
+    """HDR target + each (operator, codec, QP, grade) rendering of one clip -> .npz files."""
     pq = hdr_to_pq2020(clip).transpose(0, 3, 1, 2)  # (t, 3, h, w)
     hdr = pq if all_frames else pq[len(pq) // 2:len(pq) // 2 + 1]
     hdr16 = np.rint(np.clip(hdr, 0, 1) * 65535).astype(np.uint16)
@@ -60,7 +81,7 @@ def _make_clip(args) -> dict:
         np.savez(Path(out_dir) / name, lq=np.rint(lq * 65535).astype(np.uint16),
                  sdr=sdr8[len(sdr8) // 2].transpose(2, 0, 1).copy(), hdr=hdr16)
         records.append(asdict(ClipRecipe(name, str(src), operator, codec, qp, exposure, saturation, recipe_seed)))
-    return {"records": records}
+    return records
 
 
 def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clips_per_source: int = 8,
@@ -69,7 +90,9 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
     """Build a data set. ``split="train"``: ``clips_per_source`` random views per source, each with
     a random operator, codec, QP, exposure and saturation. ``split="val"``: the whole image
     (downscaled to at most ``max_width``, sizes multiples of 8), every operator x every QP,
-    x265, neutral grade, all 7 HDR frames stored (for temporal measures). ``transfer``: how
+    x265, neutral grade, all 7 HDR frames stored (for temporal measures). PQ/HLG videos give
+    ``clips_per_source`` windows of real consecutive frames (val: one, whole picture), decoded in
+    one pass (:func:`didtv.data.sources.video_clips`). ``transfer``: how
     16-bit PNG/TIFF sources are encoded ("pq" or "hlg", BT.2020); other formats ignore it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -80,31 +103,39 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
     for si, src in enumerate(files):
         stem = src.stem
         if split == "train":
+            renders = []
             for ci in range(clips_per_source):
                 ss = np.random.SeedSequence([seed, si, ci])
                 rng = np.random.default_rng(ss)
                 recipe_seed = int(ss.generate_state(1)[0])
-                render = (f"{stem}-{ci:03d}.npz", str(rng.choice(OPERATORS)),
-                          str(rng.choice(CODECS, p=[0.75, 0.25])), int(rng.choice(QPS)),
-                          float(2.0 ** rng.uniform(-0.6, 0.4)), float(rng.uniform(0.85, 1.15)))
-                jobs.append((src, out, recipe_seed, size, False, [render], False, transfer))
+                renders.append((f"{stem}-{ci:03d}.npz", str(rng.choice(OPERATORS)),
+                                str(rng.choice(CODECS, p=[0.75, 0.25])), int(rng.choice(QPS)),
+                                float(2.0 ** rng.uniform(-0.6, 0.4)), float(rng.uniform(0.85, 1.15))))
+                if not is_video(src):
+                    jobs.append((_make_clip, (src, out, recipe_seed, size, False, [renders[-1]], False, transfer)))
+            if is_video(src):
+                video_seed = int(np.random.SeedSequence([seed, si]).generate_state(1)[0])
+                jobs.append((_make_video_clips, (src, out, video_seed, size, [[r] for r in renders], False, max_width)))
         elif split == "val":
+            recipe_seed = int(np.random.SeedSequence([seed, si]).generate_state(1)[0])
+            renders = [(f"{stem}-{op}-qp{qp}.npz", op, "x265", qp, 1.0, 1.0) for op in OPERATORS for qp in QPS]
+            if is_video(src):
+                jobs.append((_make_video_clips, (src, out, recipe_seed, None, [renders], True, max_width)))
+                continue
             h, w = read_source(src, transfer).light.shape[:2]
             vw = min(max_width, w) // 8 * 8
             vh = int(round(vw * h / w / 8)) * 8
-            recipe_seed = int(np.random.SeedSequence([seed, si]).generate_state(1)[0])
-            renders = [(f"{stem}-{op}-qp{qp}.npz", op, "x265", qp, 1.0, 1.0) for op in OPERATORS for qp in QPS]
-            jobs.append((src, out, recipe_seed, (vh, vw), True, renders, True, transfer))
+            jobs.append((_make_clip, (src, out, recipe_seed, (vh, vw), True, renders, True, transfer)))
         else:
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     records: list[dict] = []
     if workers <= 1:
-        results = map(_make_clip, jobs)
+        results = map(_run_job, jobs)
         pool = None
     else:
         # "spawn": forking a process that has already started torch's thread pools can deadlock.
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        results = pool.map(_make_clip, jobs)
+        results = pool.map(_run_job, jobs)
     try:
         for result in results:
             records += result["records"]

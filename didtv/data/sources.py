@@ -36,7 +36,9 @@ LUMA_2020 = np.array([0.2627, 0.6780, 0.0593])
 EXR_SUFFIXES = (".exr",)
 RGBE_SUFFIXES = (".hdr", ".pic")
 DISPLAY_SUFFIXES = (".png", ".tif", ".tiff")
-SOURCE_SUFFIXES = EXR_SUFFIXES + RGBE_SUFFIXES + DISPLAY_SUFFIXES
+VIDEO_SUFFIXES = (".mkv", ".mp4", ".mov", ".m2ts", ".ts", ".webm")
+SOURCE_SUFFIXES = EXR_SUFFIXES + RGBE_SUFFIXES + DISPLAY_SUFFIXES + VIDEO_SUFFIXES
+VIDEO_TRANSFERS = {"smpte2084": "pq", "arib-std-b67": "hlg"}  # ffprobe's color_transfer names
 TRANSFERS = ("pq", "hlg")
 HLG_DISPLAY_PEAK = 1000.0  # cd/m2: the BT.2100 reference display for HLG's OOTF
 
@@ -86,9 +88,6 @@ def read_display_referred(path: str | Path, transfer: str = "pq") -> np.ndarray:
     PNG/TIFF. Colours outside BT.709 are clipped (the SDR renderings could not show them)."""
     import cv2
 
-    from didtv.color.gamut import BT2020_TO_BT709, apply_matrix
-    from didtv.color.transfer import hlg_inverse_oetf
-
     if transfer not in TRANSFERS:
         raise ValueError(f"transfer must be one of {', '.join(TRANSFERS)}, got {transfer!r}")
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -99,15 +98,24 @@ def read_display_referred(path: str | Path, transfer: str = "pq") -> np.ndarray:
                          "(an 8-bit file is SDR, not an HDR master)")
     if img.ndim != 3 or img.shape[2] < 3:
         raise ValueError(f"{path}: not an RGB image")
-    signal = img[..., 2::-1].astype(np.float64) / 65535.0  # BGR(A) -> RGB
+    return signal_to_light(img[..., 2::-1].astype(np.float64) / 65535.0, transfer)  # BGR(A) -> RGB
+
+
+def signal_to_light(signal: np.ndarray, transfer: str) -> np.ndarray:
+    """BT.2020 PQ or HLG R'G'B' ``(..., 3)`` in [0, 1] -> BT.709-primaries display light in cd/m2
+    (float32), colours outside BT.709 clipped."""
+    from didtv.color.gamut import BT2020_TO_BT709, apply_matrix
+    from didtv.color.transfer import hlg_inverse_oetf
+
     if transfer == "pq":
         light2020 = pq_eotf(signal)
-    else:  # BT.2100 HLG: scene light E, then the OOTF Fd = Lw * Ys^(gamma - 1) * E, gamma 1.2 at 1000 cd/m2
+    elif transfer == "hlg":  # BT.2100: scene light E, then the OOTF Fd = Lw * Ys^(gamma - 1) * E, gamma 1.2
         scene = hlg_inverse_oetf(signal)
         ys = np.tensordot(scene, LUMA_2020, axes=([-1], [0]))[..., None]
         light2020 = HLG_DISPLAY_PEAK * np.power(np.maximum(ys, 1e-12), 0.2) * scene
-    light = apply_matrix(light2020, BT2020_TO_BT709)
-    return np.clip(light, 0.0, None).astype(np.float32)
+    else:
+        raise ValueError(f"transfer must be one of {', '.join(TRANSFERS)}, got {transfer!r}")
+    return np.clip(apply_matrix(light2020, BT2020_TO_BT709), 0.0, None).astype(np.float32)
 
 
 def read_source(path: str | Path, transfer: str = "pq") -> HDRImage:
@@ -119,6 +127,8 @@ def read_source(path: str | Path, transfer: str = "pq") -> HDRImage:
         return HDRImage(read_rgbe(path), display_referred=False)
     if suffix in DISPLAY_SUFFIXES:
         return HDRImage(read_display_referred(path, transfer), display_referred=True)
+    if suffix in VIDEO_SUFFIXES:
+        raise ValueError(f"{path}: a video: use video_clips()")
     raise ValueError(f"{path}: unsupported HDR source ({', '.join(SOURCE_SUFFIXES)})")
 
 
@@ -132,7 +142,7 @@ def find_sources(paths: list[str | Path]) -> list[Path]:
             found.append(p)
         else:
             raise ValueError(f"{p}: unsupported HDR source (OpenEXR .exr, Radiance .hdr, 16-bit PQ/HLG "
-                             ".png/.tif, and folders of them are read)")
+                             ".png/.tif, PQ/HLG videos, and folders of them are read)")
     return found
 
 
@@ -205,6 +215,61 @@ def render_view(image: np.ndarray, *, size: tuple[int, int], centre: tuple[float
     views = F.grid_sample(src.expand(frames, -1, -1, -1), grid, mode="bilinear", padding_mode="border",
                           align_corners=False)
     return views.permute(0, 2, 3, 1).numpy()
+
+
+def is_video(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def video_clips(path: str | Path, rng: np.random.Generator, *, count: int, size: tuple[int, int] | None,
+                frames: int = 7, peak: float = 1000.0, max_width: int = 384) -> list[np.ndarray]:
+    """``count`` HDR clips ``(t, h, w, 3)`` (BT.709 display light in cd/m2, rolled off to ``peak``)
+    of ``frames`` consecutive frames from a PQ or HLG video, in one decode pass. Each clip is a
+    random view held still over its frames: the motion is the video's own (objects moving against
+    the background, which synthetic camera motion never has). ``size=None`` frames the whole
+    picture, downscaled to at most ``max_width`` (validation). The grade's levels are kept."""
+    from didtv.io.decode import FrameReader, even_size
+    from didtv.io.probe import count_frames, probe
+
+    info = probe(path)
+    transfer = VIDEO_TRANSFERS.get(info.transfer or "")
+    if transfer is None:
+        raise ValueError(f"{path}: not an HDR video (transfer {info.transfer or 'untagged'}; PQ or HLG needed)")
+    total = info.frame_count or count_frames(path)
+    if total < frames:
+        raise ValueError(f"{path}: {total} frames; a clip needs {frames}")
+    w_src, h_src = even_size(info.display_width, info.display_height)
+    starts = sorted(int(s) for s in rng.choice(total - frames + 1, size=min(count, total - frames + 1), replace=False))
+    plans = []
+    for start in starts:
+        if size is None:
+            out_w = min(max_width, w_src) // 8 * 8
+            # centre in pixel-index coordinates: at full size every sample lands on a pixel centre
+            view = ((int(round(out_w * h_src / w_src / 8)) * 8, out_w), ((w_src - 1) / 2, (h_src - 1) / 2), float(w_src))
+        else:
+            out_h, out_w = size
+            max_span = min(w_src * 0.95, h_src * 0.95 * out_w / out_h)
+            span = float(np.exp(rng.uniform(np.log(min(out_w * 0.75, max_span)), np.log(max_span))))
+            half_h = span * out_h / out_w / 2
+            centre = (rng.uniform(span / 2, max(w_src - span / 2, span / 2 + 1e-3)),
+                      rng.uniform(half_h, max(h_src - half_h, half_h + 1e-3)))
+            view = ((out_h, out_w), centre, span)
+        plans.append((start, view, []))
+    last = starts[-1] + frames
+    with FrameReader(info) as reader:
+        for k, frame in enumerate(reader):
+            active = [p for p in plans if p[0] <= k < p[0] + frames]
+            if active:
+                light = signal_to_light(frame.transpose(1, 2, 0).astype(np.float64), transfer)
+                for _, (vsize, centre, span), out in active:
+                    out.append(render_view(light, size=vsize, centre=centre, span=span, motion=Motion(),
+                                           rng=rng, frames=1)[0])
+            if k + 1 >= last:
+                break
+    clips = [np.stack(out) for _, _, out in plans]
+    if any(len(c) != frames for c in clips):
+        raise ValueError(f"{path}: decoded fewer frames than its {total} counted")
+    return [roll_off_highlights(c, peak) for c in clips]
 
 
 def expose(views: np.ndarray, key_nits: float) -> np.ndarray:

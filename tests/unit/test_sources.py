@@ -111,3 +111,58 @@ def test_data_build_cli_takes_the_transfer(tmp_path):
     res = CliRunner().invoke(cli, ["data", "build", str(tmp_path / "white.tif"), "-o", str(tmp_path / "o2"),
                                    "--transfer", "srgb"])
     assert res.exit_code == 2
+
+
+# -- HDR videos: real consecutive frames ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hdr10_video(tmp_path_factory):
+    from clips import make_clip, skip_without_ffmpeg
+
+    skip_without_ffmpeg()
+    return make_clip(tmp_path_factory.mktemp("v") / "hdr10.mkv", kind="hdr10", size=(64, 48), frames=12)
+
+
+def test_video_clips_are_real_consecutive_frames(hdr10_video):
+    from didtv.color.transfer import pq_inverse_eotf
+    from didtv.data.sources import roll_off_highlights, signal_to_light, video_clips
+    from didtv.io.decode import FrameReader
+    from didtv.io.probe import probe
+
+    clips = video_clips(hdr10_video, np.random.default_rng(0), count=2, size=(32, 32))
+    assert len(clips) == 2 and all(c.shape == (7, 32, 32, 3) for c in clips)
+    assert all(c.min() >= 0 and c.max() <= 1000.5 for c in clips)
+    # The whole picture at full size is the decoded frames themselves, as display light.
+    [whole] = video_clips(hdr10_video, np.random.default_rng(1), count=1, size=None, max_width=64)
+    assert np.abs(np.diff(pq_inverse_eotf(whole), axis=0)).max() > 0.05  # the pattern moves
+    with FrameReader(probe(hdr10_video)) as reader:
+        frames = [f.transpose(1, 2, 0).astype(np.float64) for f in reader]
+    light = [signal_to_light(f, "pq") for f in frames]
+    errors = [np.abs(whole - roll_off_highlights(np.stack(light[k:k + 7]))).max() for k in range(len(frames) - 6)]
+    assert min(errors) < 0.1, errors  # cd/m2 (float32 at 1000): one window of the decode is this clip
+
+
+def test_sdr_video_is_refused(tmp_path):
+    from clips import make_clip, skip_without_ffmpeg
+
+    from didtv.data.sources import video_clips
+
+    skip_without_ffmpeg()
+    sdr = make_clip(tmp_path / "sdr.mp4", kind="sdr", frames=8)
+    with pytest.raises(ValueError, match="not an HDR video"):
+        video_clips(sdr, np.random.default_rng(0), count=1, size=(32, 32))
+
+
+@requires_ffmpeg
+def test_build_from_a_video_train_and_val(hdr10_video, tmp_path):
+    from didtv.data.build import build
+    from didtv.data.degrade import OPERATORS, QPS
+
+    train = build([hdr10_video], tmp_path / "train", seed=2, clips_per_source=2, size=(32, 32), workers=1)
+    records = json.loads((train / "manifest.json").read_text())["clips"]
+    assert [r["file"] for r in records] == ["hdr10-000.npz", "hdr10-001.npz"]
+    val = build([hdr10_video], tmp_path / "val", seed=2, split="val", max_width=64, workers=1)
+    records = json.loads((val / "manifest.json").read_text())["clips"]
+    assert len(records) == len(OPERATORS) * len(QPS)
+    with np.load(val / records[0]["file"]) as z:
+        assert z["hdr"].shape == (7, 3, 48, 64) and z["lq"].shape == (7, 3, 48, 64)
