@@ -33,46 +33,23 @@ def _pair(pred: np.ndarray, target: np.ndarray) -> tuple[torch.Tensor, torch.Ten
     return a[None], b[None]
 
 
-def ssim(pred: np.ndarray, target: np.ndarray) -> float:
+# didtv's name -> (piq function, its options beyond data_range=1)
+_PIQ = {"ssim": ("ssim", {"downsample": False}), "ms_ssim": ("multi_scale_ssim", {}),
+        "vif_p": ("vif_p", {}), "haarpsi": ("haarpsi", {}), "vsi": ("vsi", {})}
+STRUCTURAL_METRICS = tuple(_PIQ)
+
+
+def score(name: str, pred: np.ndarray, target: np.ndarray) -> float:
+    """One metric (a name of ``STRUCTURAL_METRICS``) of ``pred`` against ``target``."""
     import piq
 
+    fn, options = _PIQ[name]
     a, b = _pair(pred, target)
-    return float(piq.ssim(a, b, data_range=1.0, downsample=False))
-
-
-def ms_ssim(pred: np.ndarray, target: np.ndarray) -> float:
-    import piq
-
-    a, b = _pair(pred, target)
-    return float(piq.multi_scale_ssim(a, b, data_range=1.0))
-
-
-def vif_p(pred: np.ndarray, target: np.ndarray) -> float:
-    import piq
-
-    a, b = _pair(pred, target)
-    return float(piq.vif_p(a, b, data_range=1.0))
-
-
-def haarpsi(pred: np.ndarray, target: np.ndarray) -> float:
-    import piq
-
-    a, b = _pair(pred, target)
-    return float(piq.haarpsi(a, b, data_range=1.0))
-
-
-def vsi(pred: np.ndarray, target: np.ndarray) -> float:
-    import piq
-
-    a, b = _pair(pred, target)
-    return float(piq.vsi(a, b, data_range=1.0))
-
-
-STRUCTURAL_METRICS = {"ssim": ssim, "ms_ssim": ms_ssim, "vif_p": vif_p, "haarpsi": haarpsi, "vsi": vsi}
+    return float(getattr(piq, fn)(a, b, data_range=1.0, **options))
 
 
 def structural_scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """All five, by name; NaN where the frame is smaller than the metric's ``MIN_SIDE``."""
     side = min(np.shape(target)[-2:])
-    return {name: fn(pred, target) if side >= MIN_SIDE[name] else math.nan
-            for name, fn in STRUCTURAL_METRICS.items()}
+    return {name: score(name, pred, target) if side >= MIN_SIDE[name] else math.nan
+            for name in STRUCTURAL_METRICS}
