@@ -74,10 +74,13 @@ def evaluate_clips(models: Iterable[str], clips: Iterable[str | Path], *, frames
     from didtv.models.registry import load_model
     from didtv.pipeline.runner import Runner
 
+    from didtv.api import check_input
+
     names = list(dict.fromkeys([*models, "bt2408"]))
     out = []
     for path in clips:
         info = probe(path)
+        check_input(info)  # SDR video only: HDR code values read as SDR would mean nothing
         with FrameReader(info) as reader:
             sdr = list(itertools.islice(reader, frames))
         scores = {}

@@ -38,3 +38,11 @@ def test_eval_clip_that_is_not_a_video(tmp_path):
     bad.write_text("not a video")
     res = CliRunner().invoke(cli, ["eval", "-m", "bt2408", "--clip", str(bad)])
     assert res.exit_code != 0 and "Traceback" not in res.output
+
+
+def test_eval_clip_refuses_hdr_input(tmp_path):
+    from clips import make_clip
+
+    hdr = make_clip(tmp_path / "hdr10.mkv", kind="hdr10", frames=4)
+    res = CliRunner().invoke(cli, ["eval", "-m", "bt2408", "--clip", str(hdr)])
+    assert res.exit_code != 0 and "already HDR10" in res.output and "Traceback" not in res.output
