@@ -47,14 +47,14 @@ def evaluate(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] 
             lq = z["lq"].astype(np.float32) / 65535.0
             hdr = z["hdr"].astype(np.float64) / 65535.0
         c = len(lq) // 2
+        temporal = len(hdr) == len(lq)  # a train-split set keeps only the centre HDR frame
         for name, runner in runners.items():
             shot = ShotCondition()
             outs = [np.clip(runner.infer([lq[j] for j in window_indices(len(lq), runner.spec.window)[i]], shot),
-                            0.0, 1.0).astype(np.float64) for i in (c, c + 1)]
+                            0.0, 1.0).astype(np.float64) for i in ((c, c + 1) if temporal else (c,))]
             rows.append({"model": name, "operator": rec["operator"], "qp": rec["qp"], "file": rec["file"],
                          **frame_scores(outs[0], hdr[len(hdr) // 2]),
-                         # a train-split set keeps only the centre HDR frame: no temporal target
-                         "msrl_psnr": msrl_psnr(outs, hdr[c:c + 2]) if len(hdr) == len(lq) else float("nan")})
+                         "msrl_psnr": msrl_psnr(outs, hdr[c:c + 2]) if temporal else float("nan")})
         if on_clip:
             on_clip(k + 1, len(clips))
     return {"models": names, "data": str(data_dir), "clips": len(clips), "rows": rows,
