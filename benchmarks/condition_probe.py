@@ -1,0 +1,60 @@
+"""Does DIDNet's condition vector know which SDR operator made its input? A linear probe.
+
+    .venv/bin/python benchmarks/condition_probe.py [--model tiny] [--train data/train] [--val data/val]
+
+Computes the condition vector of every clip of a train set and a val set (``didtv data build``),
+fits a ridge least-squares one-vs-rest classifier of the operator on the train vectors and
+prints its accuracy and confusion matrix on the val vectors (rows: true operator).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from didtv.data.degrade import OPERATORS
+from didtv.models.registry import load_model
+
+
+def condition_vectors(model, data: Path) -> tuple[np.ndarray, np.ndarray]:
+    manifest = json.loads((data / "manifest.json").read_text())
+    xs, ys = [], []
+    with torch.inference_mode():
+        for rec in manifest["clips"]:
+            with np.load(data / rec["file"]) as z:
+                lq = torch.from_numpy(z["lq"].astype(np.float32) / 65535.0)[None]
+            xs.append(model.condition_vector(lq)[0].flatten().numpy())
+            ys.append(OPERATORS.index(rec["operator"]))
+    return np.array(xs), np.array(ys)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="tiny")
+    ap.add_argument("--train", default="data/train", type=Path)
+    ap.add_argument("--val", default="data/val", type=Path)
+    ap.add_argument("--ridge", default=1.0, type=float)
+    args = ap.parse_args()
+    model = load_model(args.model).eval()
+    xt, yt = condition_vectors(model, args.train)
+    xv, yv = condition_vectors(model, args.val)
+    mu, sd = xt.mean(0), xt.std(0) + 1e-8
+    a = np.c_[(xt - mu) / sd, np.ones(len(xt))]
+    b = np.c_[(xv - mu) / sd, np.ones(len(xv))]
+    w = np.linalg.solve(a.T @ a + args.ridge * np.eye(a.shape[1]), a.T @ np.eye(len(OPERATORS))[yt])
+    pv = np.argmax(b @ w, 1)
+    print(f"{args.model}: condition of {xt.shape[1]} values; train accuracy {(np.argmax(a @ w, 1) == yt).mean():.2f}, "
+          f"val accuracy {(pv == yv).mean():.2f} (chance {1 / len(OPERATORS):.2f})")
+    cm = np.zeros((len(OPERATORS),) * 2, int)
+    np.add.at(cm, (yv, pv), 1)
+    print("true \\ predicted  " + " ".join(f"{o[:8]:>8s}" for o in OPERATORS))
+    for o, row in zip(OPERATORS, cm):
+        print(f"{o:16s}  " + " ".join(f"{n:8d}" for n in row))
+
+
+if __name__ == "__main__":
+    main()
