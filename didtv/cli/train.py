@@ -103,7 +103,9 @@ def eval_command(models, data_dir, clips, frames, qp, as_json):
         result = evaluate(models, data_dir, qps=qps,
                           on_clip=None if as_json else (lambda k, n: click.echo(f"didtv: {k}/{n} clips", err=True) if k % 24 == 0 else None))
     if clips:
-        result["real_clips"] = evaluate_clips(models, clips, frames=frames)
+        result["real_clips"] = evaluate_clips(
+            models, clips, frames=frames,
+            on_model=None if as_json else (lambda clip, model: click.echo(f"didtv: {Path(clip).name}: {model}", err=True)))
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return

@@ -62,7 +62,7 @@ def evaluate(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] 
 
 
 def evaluate_clips(models: Iterable[str], clips: Iterable[str | Path], *, frames: int = 48,
-                   device: str | None = None) -> list[dict]:
+                   device: str | None = None, on_model: Callable[[str, str], None] | None = None) -> list[dict]:
     """Real SDR clips (no ground truth): each model's brightness ``jitter`` over the first
     ``frames`` frames, and its ratio to the jitter of BT.2408's mapping of the same frames (a
     static curve: it only follows the input's own changes). Ratio ~1: no flicker of its own."""
@@ -85,6 +85,8 @@ def evaluate_clips(models: Iterable[str], clips: Iterable[str | Path], *, frames
             sdr = list(itertools.islice(reader, frames))
         scores = {}
         for name in names:
+            if on_model:
+                on_model(str(path), name)
             runner = Runner(load_model(name), device=device)
             scores[name] = jitter([float(np.clip(o, 0, 1).mean()) for o in runner.process(sdr)])
         out.append({"clip": str(path), "frames": len(sdr), "jitter": scores,

@@ -30,6 +30,7 @@ def test_eval_clip_table():
     res = CliRunner().invoke(cli, ["eval", "-m", "bt2408", "--clip", str(SAMPLE), "--frames", "3"])
     assert res.exit_code == 0, res.output
     assert "### Flicker on real SDR clips" in res.output
+    assert "didtv: bikes-sample.mp4: bt2408" in res.output  # progress, one line per clip and model
     assert "| bikes-sample.mp4 | 3 | bt2408 |" in res.output and "| 1.00 |" in res.output
 
 
