@@ -52,6 +52,14 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def _restore(state: dict, model, ema, opt) -> int:
+    """Loads a checkpoint's model, EMA and optimizer state; returns the iteration it reached."""
+    model.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    opt.load_state_dict(state["optimizer"])
+    return int(state["iteration"])
+
+
 def _branch_from(path: Path, model, ema, opt, device) -> int:
     """Loads another run's checkpoint into a new run; returns the iteration it had reached."""
     try:
@@ -59,12 +67,9 @@ def _branch_from(path: Path, model, ema, opt, device) -> int:
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"init_from: {path} does not exist") from exc
     try:
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
+        return _restore(state, model, ema, opt)
     except RuntimeError as exc:
         raise ValueError(f"init_from: {path} holds another architecture than this config's model") from exc
-    opt.load_state_dict(state["optimizer"])
-    return int(state["iteration"])
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None] | None = None,
@@ -86,10 +91,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         if state["config"] != cfg.to_dict():
             raise ValueError(f"{ckpt_path} was written with a different config; refusing to resume")
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        start = int(state["iteration"])
+        start = _restore(state, model, ema, opt)
     elif ckpt_path.exists():
         raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue, or choose another out_dir")
     elif cfg.init_from:
