@@ -22,7 +22,7 @@ import numpy as np
 from didtv.color.gamut import BT709_TO_BT2020, apply_matrix
 from didtv.color.transfer import pq_inverse_eotf
 from didtv.data.degrade import CODECS, OPERATORS, QPS, codec_damage, render_sdr
-from didtv.data.sources import find_sources, hdr_clip, is_video, read_source, video_clips
+from didtv.data.sources import find_sources, hdr_clip, is_video, read_source, video_clips, whole_view_size
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,14 @@ def hdr_to_pq2020(nits: np.ndarray) -> np.ndarray:
 
 
 def _make_clip(args) -> dict:
-    (src, out_dir, recipe_seed, size, whole, renders, all_frames, transfer) = args
+    """One still source; ``size=None``: the whole picture, at most ``max_width`` wide (val)."""
+    (src, out_dir, recipe_seed, size, renders, all_frames, transfer, max_width) = args
     rng = np.random.default_rng(recipe_seed)
     source = read_source(src, transfer)
     image = source.light
+    whole = size is None
+    if whole:
+        size = whole_view_size(*image.shape[:2], max_width)
     panorama = abs(image.shape[1] / image.shape[0] - 2.0) < 0.05
     clip = hdr_clip(image, rng, size=size, panorama=panorama, whole=whole,
                     key_range=(-0.5, 0.5) if whole else (-1.0, 1.0), display_referred=source.display_referred)
@@ -112,7 +116,7 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
                                 str(rng.choice(CODECS, p=[0.75, 0.25])), int(rng.choice(QPS)),
                                 float(2.0 ** rng.uniform(-0.6, 0.4)), float(rng.uniform(0.85, 1.15))))
                 if not is_video(src):
-                    jobs.append((_make_clip, (src, out, recipe_seed, size, False, [renders[-1]], False, transfer)))
+                    jobs.append((_make_clip, (src, out, recipe_seed, size, [renders[-1]], False, transfer, max_width)))
             if is_video(src):
                 video_seed = int(np.random.SeedSequence([seed, si]).generate_state(1)[0])
                 jobs.append((_make_video_clips, (src, out, video_seed, size, [[r] for r in renders], False, max_width)))
@@ -121,11 +125,8 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
             renders = [(f"{stem}-{op}-qp{qp}.npz", op, "x265", qp, 1.0, 1.0) for op in OPERATORS for qp in QPS]
             if is_video(src):
                 jobs.append((_make_video_clips, (src, out, recipe_seed, None, [renders], True, max_width)))
-                continue
-            h, w = read_source(src, transfer).light.shape[:2]
-            vw = min(max_width, w) // 8 * 8
-            vh = int(round(vw * h / w / 8)) * 8
-            jobs.append((_make_clip, (src, out, recipe_seed, (vh, vw), True, renders, True, transfer)))
+            else:
+                jobs.append((_make_clip, (src, out, recipe_seed, None, renders, True, transfer, max_width)))
         else:
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     records: list[dict] = []

@@ -217,6 +217,12 @@ def render_view(image: np.ndarray, *, size: tuple[int, int], centre: tuple[float
     return views.permute(0, 2, 3, 1).numpy()
 
 
+def whole_view_size(height: int, width: int, max_width: int) -> tuple[int, int]:
+    """(h, w) of a whole-picture view (validation): at most ``max_width`` wide, multiples of 8."""
+    out_w = min(max_width, width) // 8 * 8
+    return int(round(out_w * height / width / 8)) * 8, out_w
+
+
 def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
@@ -243,9 +249,8 @@ def video_clips(path: str | Path, rng: np.random.Generator, *, count: int, size:
     plans = []
     for start in starts:
         if size is None:
-            out_w = min(max_width, w_src) // 8 * 8
             # centre in pixel-index coordinates: at full size every sample lands on a pixel centre
-            view = ((int(round(out_w * h_src / w_src / 8)) * 8, out_w), ((w_src - 1) / 2, (h_src - 1) / 2), float(w_src))
+            view = (whole_view_size(h_src, w_src, max_width), ((w_src - 1) / 2, (h_src - 1) / 2), float(w_src))
         else:
             out_h, out_w = size
             max_span = min(w_src * 0.95, h_src * 0.95 * out_w / out_h)
