@@ -68,15 +68,15 @@ def evaluate_clips(models: Iterable[str], clips: Iterable[str | Path], *, frames
     static curve: it only follows the input's own changes). Ratio ~1: no flicker of its own."""
     import itertools
 
+    from didtv.api import check_input
     from didtv.io.decode import FrameReader
     from didtv.io.probe import probe
     from didtv.metrics import jitter
     from didtv.models.registry import load_model
     from didtv.pipeline.runner import Runner
 
-    from didtv.api import check_input
-
     names = list(dict.fromkeys([*models, "bt2408"]))
+    runners = {name: Runner(load_model(name), device=device) for name in names}  # process() keeps no state
     out = []
     for path in clips:
         info = probe(path)
@@ -84,10 +84,9 @@ def evaluate_clips(models: Iterable[str], clips: Iterable[str | Path], *, frames
         with FrameReader(info) as reader:
             sdr = list(itertools.islice(reader, frames))
         scores = {}
-        for name in names:
+        for name, runner in runners.items():
             if on_model:
                 on_model(str(path), name)
-            runner = Runner(load_model(name), device=device)
             scores[name] = jitter([float(np.clip(o, 0, 1).mean()) for o in runner.process(sdr)])
         out.append({"clip": str(path), "frames": len(sdr), "jitter": scores,
                     "ratio": {n: scores[n] / scores["bt2408"] if scores["bt2408"] > 0 else float("nan")
