@@ -1,4 +1,4 @@
-"""PSNR and ΔE_ITP (ITU-R BT.2124)."""
+"""PSNR, ΔE_ITP (ITU-R BT.2124) and high-frequency PSNR."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ _LMS_TO_ICTCP = np.array([[2048, 2048, 0], [6610, -13613, 7003], [17933, -17390,
 def psnr(pred: np.ndarray, target: np.ndarray, data_range: float = 1.0) -> float:
     """PSNR in dB over all values (PQ code values in [0, 1] by didtv's convention)."""
     mse = float(np.mean((np.asarray(pred, np.float64) - np.asarray(target, np.float64)) ** 2))
+    return psnr_from_mse(mse, data_range)
+
+
+def psnr_from_mse(mse: float, data_range: float = 1.0) -> float:
+    """10 log10(range^2 / MSE); identical inputs are capped (MSE floor 1e-20) instead of infinite."""
     return 10.0 * np.log10(data_range**2 / max(mse, 1e-20))
 
 
@@ -31,13 +36,18 @@ def delta_e_itp(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.mean(720.0 * np.sqrt(d[0] ** 2 + (0.5 * d[1]) ** 2 + d[2] ** 2)))
 
 
+def quads(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The four pixels of every 2x2 block of ``(..., h, w)``: top-left, top-right, bottom-left,
+    bottom-right, each ``(..., h/2, w/2)`` (odd sizes lose their last row/column)."""
+    x = np.asarray(frame, np.float64)
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    return x[..., 0:h:2, 0:w:2], x[..., 0:h:2, 1:w:2], x[..., 1:h:2, 0:w:2], x[..., 1:h:2, 1:w:2]
+
+
 def haar_detail(frame: np.ndarray) -> np.ndarray:
     """The three level-1 detail sub-bands (LH, HL, HH) of the orthonormal Haar DWT of ``(c, h, w)``
     (odd sizes lose their last row/column), stacked as ``(3, c, h/2, w/2)``."""
-    x = np.asarray(frame, np.float64)
-    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
-    a, b = x[..., 0:h:2, 0:w:2], x[..., 0:h:2, 1:w:2]
-    c, d = x[..., 1:h:2, 0:w:2], x[..., 1:h:2, 1:w:2]
+    a, b, c, d = quads(frame)
     return np.stack([(a - b + c - d) / 2, (a + b - c - d) / 2, (a - b - c + d) / 2])
 
 

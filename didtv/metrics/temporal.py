@@ -15,15 +15,13 @@ from typing import Sequence
 
 import numpy as np
 
-from didtv.metrics.basic import psnr
+from didtv.metrics.basic import psnr_from_mse, quads
 
 SCALES = 3
 
 
 def _halve(x: np.ndarray) -> np.ndarray:
-    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
-    x = x[..., :h, :w]
-    return (x[..., 0::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 0::2] + x[..., 1::2, 1::2]) / 4
+    return sum(quads(x)) / 4
 
 
 def msrl_psnr(pred: Sequence[np.ndarray], target: Sequence[np.ndarray]) -> float:
@@ -36,7 +34,7 @@ def msrl_psnr(pred: Sequence[np.ndarray], target: Sequence[np.ndarray]) -> float
     for _ in range(SCALES):
         mses.append(float(np.mean((dp - dt) ** 2)))
         dp, dt = _halve(dp), _halve(dt)
-    return 10.0 * np.log10(1.0 / max(float(np.mean(mses)), 1e-20))
+    return psnr_from_mse(float(np.mean(mses)))
 
 
 def jitter(frame_means: Sequence[float]) -> float:
