@@ -66,9 +66,13 @@ def train_command(config, resume, iterations):
             click.echo(f"[{rec['iteration']}] val PSNR {v['psnr']:.2f} dB (bt2408 {v['psnr_bt2408']:.2f})", err=True)
         elif "init_from" in rec:
             click.echo(f"[{rec['iteration']}] branched from {rec['init_from']}", err=True)
+        elif "init_weights" in rec:
+            fresh = ", ".join(rec["new_parameters"]) or "none"
+            click.echo(f"[{rec['iteration']}] started from {rec['init_weights']} (new parameters: {fresh})", err=True)
         else:
             click.echo(f"[{rec['iteration']}] loss {rec['loss']:.4f} (hdr {rec['l1_hdr']:.4f}, aux {rec['l1_aux']:.4f}) "
-                       f"lr {rec['lr']:.2e} {rec['sec_per_it']:.2f} s/it", err=True)
+                       f"lr {rec['lr']:.2e} {rec['sec_per_it']:.2f} s/it"
+                       + (f" blend {rec['blend']:.3f}" if "blend" in rec else ""), err=True)
 
     out = train(cfg, resume=resume, log=log, stop_after=iterations)
     click.echo(f"checkpoints and log in {out}")

@@ -65,7 +65,18 @@ class BT2446AInverse(nn.Module):
             "Inverse BT.2446 Method A: SDR white to 1000 cd/m2 peak, luma-driven expansion"))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        sdr = _centre(frames).float()
+        return bt2446a_inverse_pq(_centre(frames).float())
+
+
+def bt2446a_inverse_pq(sdr: torch.Tensor) -> torch.Tensor:
+    """BT.2446 Method A inverse of ``(b, 3, h, w)`` BT.709 R'G'B' in [0, 1] -> BT.2020 PQ in [0, 1].
+
+    The steps of :class:`BT2446AInverse`. Computed in float32 (float64 stays float64) with
+    autocast off, so DIDNet can use it as a base mapping under bfloat16/float16 too.
+    """
+    dtype = torch.float64 if sdr.dtype == torch.float64 else torch.float32
+    with torch.autocast(device_type=sdr.device.type, enabled=False):
+        sdr = sdr.to(dtype)
         rgb2020 = bt1886_inverse_eotf(apply_matrix_torch(bt1886_eotf(sdr), BT709_TO_BT2020).clamp(0.0, 1.0))
         kr, kb = LUMA["bt2020"]
         kg = 1.0 - kr - kb

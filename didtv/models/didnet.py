@@ -8,12 +8,23 @@
       F_w = FFE(F_f)                                    (Eq. 4)  wavelet.py
       C   = ConditionNet3D(X) -> (alpha, beta, gamma) per DMC layer        condition.py
       F_m = [DMC(., alpha_i, beta_i, gamma_i) -> LeakyReLU] x n (F_w)  (Eq. 5, 13)  modulated.py
-      H^  = clamp01(BT2408(X_centre) + Conv3x3(F_m))    (Eq. 6)  HDR: BT.2020 PQ in [0, 1]
+      H^  = clamp01(Base(X_centre, C) + Conv3x3(F_m))   (Eq. 6)  HDR: BT.2020 PQ in [0, 1]
 
-Both outputs are residuals on fixed mappings: the clean SDR on the input centre frame, the HDR on
-the analytic BT.2408 display-light mapping (:func:`sdr_to_pq_bt2408`, implemented here in torch:
-BT.1886 decode with gamma 2.4, SDR white to 203 cd/m2, BT.709 -> BT.2020, PQ encode). A network
-that starts from that mapping only has to learn the correction, which trains far faster.
+Both outputs are residuals on analytic mappings: the clean SDR on the input centre frame, the HDR
+on a base mapping. A network that starts from such a mapping only has to learn the correction,
+which trains far faster. Two bases (hyperparameter ``base``):
+
+- ``"bt2408"``: the BT.2408 display-light mapping (:func:`sdr_to_pq_bt2408`, implemented here in
+  torch: BT.1886 decode with gamma 2.4, SDR white to 203 cd/m2, BT.709 -> BT.2020, PQ encode).
+- ``"blend"``: ``(1 - w) * BT2408(X_c) + w * BT2446A^-1(X_c)`` with one weight per sample,
+  ``w = sigmoid(BLEND_GAIN * Linear(C))``, from the condition vector. BT.2408 puts SDR white at
+  203 cd/m2, the BT.2446 Method A inverse (:func:`didtv.models.analytic.bt2446a_inverse_pq`) at
+  1000 cd/m2 with a steep highlight expansion: between them they span how strongly an SDR
+  rendering compressed its highlights, and the condition picks the point per shot (held steady
+  by the runner like every other use of the condition). A didtv decision, not in the paper: with
+  the BT.2408 base only, the residual branch learned one average inverse curve and fell 4.4 dB
+  short of the analytic BT.2446-A inverse on SDR made by BT.2446 Method A, although the
+  condition recognises that SDR (docs/model-card.md).
 
 ``clamp01`` is a straight-through clamp: the forward pass is exactly ``clamp(y, 0, 1)`` (valid PQ
 code values, no saturation curve bending the mid-tones) and the backward pass is the identity, so
@@ -33,6 +44,7 @@ from torch import nn
 from didtv.color.gamut import BT709_TO_BT2020
 from didtv.color.transfer import REFERENCE_WHITE, pq_inverse_eotf
 from didtv.models.align import TSAF, conv_flops
+from didtv.models.analytic import bt2446a_inverse_pq
 from didtv.models.condition import ConditionNet2D, ConditionNet3D
 from didtv.models.modulated import DualModulatedConv2d
 from didtv.models.spec import ModelSpec
@@ -64,6 +76,7 @@ FULL_CONFIG: dict[str, Any] = {
     "condition": "3d",
     "modulation": "kernel",
     "aux_head": True,
+    "base": "bt2408",
 }
 TINY_CONFIG: dict[str, Any] = {
     **FULL_CONFIG,
@@ -79,6 +92,13 @@ TINY_CONFIG: dict[str, Any] = {
 # BT.709 -> BT.2020 primaries (didtv.color.gamut), as plain floats for written-out multiply-adds.
 _BT709_TO_BT2020 = tuple(tuple(float(v) for v in row) for row in BT709_TO_BT2020)
 SDR_WHITE_CD_M2 = REFERENCE_WHITE
+#: The blend gate's logit is ``BLEND_GAIN * Linear(cond)``: a larger effective learning rate for
+#: the one global knob (Adam moves each weight by about the learning rate per step, and the gate
+#: must be able to travel from BT.2408 to BT.2446-A in a few hundred iterations).
+BLEND_GAIN = 10.0
+#: Initial gate logit: w = sigmoid(-3) = 0.047, i.e. start next to the BT.2408 base (where a
+#: network trained on that base left off) with a gradient that is not vanishing.
+BLEND_INIT_LOGIT = -3.0
 
 
 def sdr_to_pq_bt2408(rgb: torch.Tensor, *, white: float = SDR_WHITE_CD_M2) -> torch.Tensor:
@@ -130,6 +150,8 @@ class DIDNet(nn.Module):
         modulation: ``"kernel"`` (Eq. 13, the paper's DMC) or ``"feature"`` (same numbers,
             computed by modulating features; ablation/reference).
         aux_head: predict the clean SDR centre frame (Eq. 2); ``False`` returns ``None`` there.
+        base: the analytic mapping the HDR residual is added to: ``"bt2408"`` or ``"blend"``
+            (a condition-chosen mix of BT.2408 and the BT.2446-A inverse; module docstring).
 
     Call ``model(frames)`` with ``frames (b, 7, 3, h, w)``; returns ``(hdr, sdr_aux)``, both
     ``(b, 3, h, w)`` float32 in [0, 1]. ``model(frames, cond)`` uses a given condition vector
@@ -157,12 +179,15 @@ class DIDNet(nn.Module):
         condition: str = "3d",
         modulation: str = "kernel",
         aux_head: bool = True,
+        base: str = "bt2408",
     ):
         super().__init__()
         if condition not in ("3d", "2d"):
             raise ValueError(f"condition must be '3d' or '2d', got {condition!r}")
         if modulation not in ("kernel", "feature"):
             raise ValueError(f"modulation must be 'kernel' or 'feature', got {modulation!r}")
+        if base not in ("bt2408", "blend"):
+            raise ValueError(f"base must be 'bt2408' or 'blend', got {base!r}")
         if num_dmc < 1:
             raise ValueError("num_dmc must be >= 1")
         self.config = {
@@ -182,6 +207,7 @@ class DIDNet(nn.Module):
             "condition": condition,
             "modulation": modulation,
             "aux_head": bool(aux_head),
+            "base": base,
         }
         self.spec = ModelSpec(
             name=name,
@@ -213,11 +239,16 @@ class DIDNet(nn.Module):
         # One linear map from the condition to every layer's (alpha, beta, gamma).
         self.heads = nn.Linear(cond_size, sum(2 * m.out_channels + m.in_channels for m in self.dmc))
         self.out = nn.Conv2d(channels, 3, 3, padding=1)
+        self.blend = nn.Linear(cond_size, 1) if base == "blend" else None
         self.act = nn.LeakyReLU(0.1, inplace=True)
         # Start near the fixed mappings and near unit modulation (alpha = gamma = 1, beta = 0).
         for conv in (self.out, self.aux, self.heads):
             if conv is not None:
                 _shrink_init(conv, 0.1)
+        if self.blend is not None:
+            with torch.no_grad():
+                self.blend.weight.zero_()
+                self.blend.bias.fill_(BLEND_INIT_LOGIT / BLEND_GAIN)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -254,6 +285,21 @@ class DIDNet(nn.Module):
             out.append((1.0 + a, bt, 1.0 + g))
             start += 2 * co + ci
         return out
+
+    def blend_weight(self, cond: torch.Tensor) -> torch.Tensor | None:
+        """``(b, cond_size)`` -> ``(b,)`` weight of the BT.2446-A inverse in the base (``"blend"``
+        base), or None for the plain BT.2408 base."""
+        if self.blend is None:
+            return None
+        return torch.sigmoid(BLEND_GAIN * self.blend(cond.float()).squeeze(1))
+
+    def base_mapping(self, centre: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The analytic HDR the residual is added to: ``(b, 3, h, w)`` SDR -> BT.2020 PQ, float32."""
+        pq = sdr_to_pq_bt2408(centre)
+        w = self.blend_weight(cond)
+        if w is None:
+            return pq
+        return torch.lerp(pq, bt2446a_inverse_pq(centre), w.to(pq.dtype)[:, None, None, None])
 
     # -- forward ---------------------------------------------------------------------------------
 
@@ -298,7 +344,7 @@ class DIDNet(nn.Module):
             feat = self.ffe(feat, ffe_mean)  # F_w
         for layer, (alpha, beta, gamma) in zip(self.dmc, self.modulation_vectors(cond)):
             feat = self.act(layer(feat, alpha, beta, gamma))  # F_m
-        return clamp01(sdr_to_pq_bt2408(centre) + self.out(feat).float())
+        return clamp01(self.base_mapping(centre, cond) + self.out(feat).float())
 
     # -- cost ------------------------------------------------------------------------------------
 
@@ -308,7 +354,8 @@ class DIDNet(nn.Module):
             "tsaf": self.tsaf.flops(h, w),
             "aux": conv_flops(self.aux, h, w) if self.aux is not None else 0,
             "ffe": self.ffe.flops(h, w) if self.ffe is not None else 0,
-            "condition": self.condition.flops(WINDOW) + 2 * self.heads.in_features * self.heads.out_features,
+            "condition": self.condition.flops(WINDOW) + 2 * self.heads.in_features * self.heads.out_features
+            + (2 * self.blend.in_features if self.blend is not None else 0),
             "dmc": sum(layer.flops(h, w) for layer in self.dmc),
             "out": conv_flops(self.out, h, w),
         }

@@ -142,6 +142,16 @@ def read_weights(path: str | Path) -> tuple[str, dict[str, Any], dict[str, Any],
     return meta["didtv.arch"], config, state, meta
 
 
+def _with_defaults(arch: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` completed with the architecture's keyword defaults: a file written before a
+    hyperparameter existed names the same network as one that spells out its default."""
+    import inspect
+
+    params = inspect.signature(_arch_class(arch)).parameters.values()
+    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    return {**defaults, **dict(config)}
+
+
 def _load_state(module, state: dict, path: Path, expected: Mapping[str, Any]) -> None:
     try:
         module.load_state_dict(state, strict=True)
@@ -175,7 +185,7 @@ def load_model(name: str | Path, *, pretrained: bool = True, device: str = "cpu"
                     hint="use --model bt2408, or pass a .safetensors file trained with 'didtv train'",
                 )
             arch, config, state, _ = read_weights(wpath)
-            if arch != info.arch or dict(config) != dict(info.config):
+            if arch != info.arch or _with_defaults(arch, config) != _with_defaults(info.arch, info.config):
                 raise ModelError(
                     f"weights file {wpath} was built as {arch} {config}, "
                     f"expected {info.arch} {dict(info.config)}"
@@ -197,7 +207,7 @@ def _register_builtins() -> None:
         "name": "full", "channels": 64, "num_blocks": 2, "num_dmc": 3, "dmc_kernel": 1,
         "offset_channels": 32, "offset_depth": 3, "deform_groups": 7, "max_offset": 16.0,
         "cond_channels": 22, "cond_size": 64, "cond_input": 64, "use_ffe": True,
-        "condition": "3d", "modulation": "kernel", "aux_head": True,
+        "condition": "3d", "modulation": "kernel", "aux_head": True, "base": "bt2408",
     }
     tiny = {**full, "name": "tiny", "channels": 32, "offset_channels": 16, "cond_channels": 16,
             "cond_size": 32}

@@ -37,6 +37,10 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0                                    # 0 = torch's default
     device: str = "auto"
+    # "bf16": bfloat16 autocast for the forward pass (the outputs, the base mappings and the loss
+    # stay float32). Worth it where the CPU has bfloat16 matrix units (AMX, AVX-512 BF16) or on a
+    # GPU; on AVX2-only CPUs it is slower than float32 (docs/training.md).
+    precision: str = "fp32"
     log_every: int = 50
     val_every: int = 1000
     val_clips: int = 24                                 # a fixed subset during training; 0 = all
@@ -45,6 +49,11 @@ class TrainConfig:
     # count start this run (batches continue the same sequence); the rest of this config, e.g.
     # a learning-rate schedule, applies from there. Ignored when resuming this run's own state.
     init_from: str = ""
+    # Start from a weights file instead (a .safetensors written by save_weights, e.g. the shipped
+    # Tiny): model and EMA both take its tensors; parameters it lacks (a part added to the network,
+    # e.g. model_overrides = { base = "blend" }) keep their initialisation; a fresh optimizer;
+    # iteration 0, so this config's schedule applies from its start. Exclusive with init_from.
+    init_weights: str = ""
 
     def lr_at(self, iteration: int) -> float:
         if iteration < self.lr_halve_after:
@@ -61,6 +70,12 @@ class TrainConfig:
         if self.aux_weight == 0 and "aux_head" not in self.model_overrides:
             cfg["aux_head"] = False
         return cfg
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision = {self.precision!r}; allowed: fp32, bf16")
+        if self.init_from and self.init_weights:
+            raise ConfigError("init_from and init_weights exclude each other: branch from a run or from weights")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

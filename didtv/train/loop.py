@@ -72,6 +72,24 @@ def _branch_from(path: Path, model, ema, opt, device) -> int:
         raise ValueError(f"init_from: {path} holds another architecture than this config's model") from exc
 
 
+def _start_from_weights(path: Path, model, ema) -> list[str]:
+    """Loads a weights file into model and EMA; returns the names of parameters it lacked."""
+    from didtv.models.registry import read_weights
+
+    arch, _, state, _ = read_weights(path)
+    if arch != "didnet":
+        raise ValueError(f"init_weights: {path} holds a {arch!r} model, not DIDNet")
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise ValueError(f"init_weights: {path} does not fit this config's model: {exc}") from exc
+    if result.unexpected_keys:
+        raise ValueError(f"init_weights: {path} has tensors this config's model lacks: "
+                         f"{', '.join(result.unexpected_keys)}")
+    ema.load_state_dict(model.state_dict())
+    return list(result.missing_keys)
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None] | None = None,
           stop_after: int | None = None) -> Path:
     """Train until ``cfg.iterations`` (or ``stop_after`` more iterations); returns out_dir."""
@@ -85,17 +103,20 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
     model = DIDNet(**cfg.model_config()).to(device)
     ema = copy.deepcopy(model).eval()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start, branched = 0, False
+    start, branched, new_params = 0, False, None
     ckpt_path = out / CHECKPOINT
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if state["config"] != cfg.to_dict():
+        # A key added to TrainConfig after the checkpoint was written counts as its default.
+        if {**TrainConfig().to_dict(), **state["config"]} != cfg.to_dict():
             raise ValueError(f"{ckpt_path} was written with a different config; refusing to resume")
         start = _restore(state, model, ema, opt)
     elif ckpt_path.exists():
         raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue, or choose another out_dir")
     elif cfg.init_from:
         start, branched = _branch_from(Path(cfg.init_from), model, ema, opt, device), True
+    elif cfg.init_weights:
+        new_params = _start_from_weights(Path(cfg.init_weights), model, ema)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
     train_set = ClipSet(cfg.train_data)
@@ -113,6 +134,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
 
     if branched:
         emit({"iteration": start, "init_from": cfg.init_from})
+    if new_params is not None:
+        emit({"iteration": start, "init_weights": cfg.init_weights, "new_parameters": new_params})
     end = cfg.iterations if stop_after is None else min(cfg.iterations, start + stop_after)
     t0, losses = time.monotonic(), []
     it = start
@@ -122,8 +145,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
         lq, views, sdr, hdr = (t.to(device) for t in cfg_batch(train_set, rng, cfg))
         for g in opt.param_groups:
             g["lr"] = cfg.lr_at(it)
-        cond = model.condition_vector(views)  # the condition sees the whole view, as at inference
-        hdr_hat, sdr_hat = model(lq, cond)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            cond = model.condition_vector(views)  # the condition sees the whole view, as at inference
+            hdr_hat, sdr_hat = model(lq, cond)
         l_hdr = F.l1_loss(hdr_hat, hdr)
         loss = cfg.hdr_weight * l_hdr
         l_aux = torch.zeros(())
@@ -139,13 +163,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
                 pe.lerp_(pm, 1 - d)
             for be, bm in zip(ema.buffers(), model.buffers()):
                 be.copy_(bm)
-        losses.append((loss.item(), l_hdr.item(), l_aux.item()))
+        w = model.blend_weight(cond.detach())
+        losses.append((loss.item(), l_hdr.item(), l_aux.item(), float("nan") if w is None else w.mean().item()))
         done = it + 1
         if done % cfg.log_every == 0:
             arr = np.array(losses)
             emit({"iteration": done, "loss": arr[:, 0].mean(), "l1_hdr": arr[:, 1].mean(),
                   "l1_aux": arr[:, 2].mean(), "lr": cfg.lr_at(it),
-                  "sec_per_it": (time.monotonic() - t0) / len(losses)})
+                  "sec_per_it": (time.monotonic() - t0) / len(losses),
+                  **({} if np.isnan(arr[0, 3]) else {"blend": arr[:, 3].mean()})})
             losses, t0 = [], time.monotonic()
         if done % cfg.checkpoint_every == 0 or done == end:
             _save_checkpoint(ckpt_path, {"model": model.state_dict(), "ema": ema.state_dict(),

@@ -221,10 +221,12 @@ def test_sdr_to_pq_reference_values():
 
 
 def test_sdr_to_pq_agrees_with_the_bt2408_model():
+    """Same mapping, float32, different order of operations (written-out matrix vs matmul): up to
+    5e-6 apart on an Intel Xeon (AVX-512), 1e-6 on an AMD EPYC; 2e-5 PQ is 0.02 ten-bit codes."""
     from didtv.models.analytic import BT2408
 
     frames = _frames(2, 8, 8)
-    torch.testing.assert_close(sdr_to_pq_bt2408(frames[:, 3]), BT2408()(frames[:, 3:4]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(sdr_to_pq_bt2408(frames[:, 3]), BT2408()(frames[:, 3:4]), rtol=0, atol=2e-5)
 
 
 # -- weights files --------------------------------------------------------------------------------
@@ -283,3 +285,95 @@ def test_incompatible_file_raises_model_error_naming_it(tiny, tmp_path):
     save_file(state, str(cut), metadata=meta)
     with pytest.raises(ModelError, match="cut.safetensors"):
         registry.load_model(cut)
+
+
+# -- the "blend" base (BT.2408 / BT.2446-A inverse, chosen by the condition) --------------------
+
+
+def _blend_pair(seed=0):
+    """A bt2408-base network and a blend-base network with the same weights."""
+    torch.manual_seed(seed)
+    plain = DIDNet(**TINY_CONFIG).eval()
+    blend = DIDNet(**{**TINY_CONFIG, "base": "blend"}).eval()
+    missing = blend.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing == ["blend.weight", "blend.bias"]
+    return plain, blend
+
+
+def test_blend_base_is_the_lerp_of_the_two_analytic_mappings():
+    from didtv.models.analytic import BT2446AInverse, bt2446a_inverse_pq
+    from didtv.models.didnet import BLEND_GAIN
+
+    plain, blend = _blend_pair()
+    frames = _frames()
+    centre = frames[:, 3]
+    with torch.no_grad():
+        cond = blend.condition_vector(frames)
+        # at initialisation: w = sigmoid(-3) for every sample, whatever the condition
+        torch.testing.assert_close(blend.blend_weight(cond), torch.full((2,), torch.sigmoid(torch.tensor(-3.0)).item()))
+        lo, hi = sdr_to_pq_bt2408(centre), bt2446a_inverse_pq(centre)
+        assert (hi - lo).abs().max() > 0.1  # the two mappings really differ
+        for logit, w in ((-40.0, 0.0), (40.0, 1.0)):
+            blend.blend.bias.fill_(logit / BLEND_GAIN)
+            torch.testing.assert_close(blend.base_mapping(centre, cond), torch.lerp(lo, hi, w), rtol=0, atol=1e-6)
+        blend.blend.bias.fill_(-40.0 / BLEND_GAIN)  # w = 0: the blend network is the plain one
+        torch.testing.assert_close(blend(frames)[0], plain(frames)[0], rtol=0, atol=1e-6)
+        # the helper is the bt2446a model's own mapping
+        torch.testing.assert_close(hi, BT2446AInverse()(frames[:, 3:4]), rtol=0, atol=0)
+        # the weight is per sample, from the condition
+        blend.blend.bias.zero_()
+        blend.blend.weight.normal_(std=0.3)
+        w = blend.blend_weight(cond)
+        assert w.shape == (2,) and abs(float(w[0] - w[1])) > 1e-4
+        mid = blend.base_mapping(centre, cond)
+        for i in range(2):
+            torch.testing.assert_close(mid[i], torch.lerp(lo[i], hi[i], w[i]), rtol=0, atol=1e-6)
+
+
+def test_blend_gate_trains_and_its_gradient_reaches_the_condition_net():
+    from didtv.models.analytic import bt2446a_inverse_pq
+
+    _, blend = _blend_pair()
+    blend.train()
+    frames = _frames()
+    target = torch.lerp(sdr_to_pq_bt2408(frames[:, 3]), bt2446a_inverse_pq(frames[:, 3]), 0.9)
+    hdr, _ = blend(frames)
+    F.l1_loss(hdr, target).backward()
+    assert blend.blend.bias.grad is not None and blend.blend.bias.grad.item() < 0  # raise w towards the target
+    assert blend.condition.fc.weight.grad.abs().sum() > 0
+
+
+def test_blend_base_under_bfloat16_autocast_stays_float32():
+    _, blend = _blend_pair()
+    frames = _frames(1, 8, 16)
+    with torch.no_grad():
+        ref, _ = blend(frames)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            hdr, _ = blend(frames)
+            base = blend.base_mapping(frames[:, 3], blend.condition_vector(frames))
+    assert hdr.dtype == base.dtype == torch.float32
+    assert (hdr - ref).abs().max() < 2e-2
+
+
+def test_unknown_base_is_refused():
+    with pytest.raises(ValueError, match="base"):
+        DIDNet(**{**TINY_CONFIG, "base": "reinhard"})
+
+
+def test_a_weights_file_older_than_a_hyperparameter_matches_its_default(tiny, tmp_path, monkeypatch):
+    """Files written before ``base`` existed have no such key in their config: the registry
+    treats the missing key as its default, so such a file still loads under its name."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    path = registry.save_weights(tiny, tmp_path / "didnet-tiny.safetensors", arch="didnet")
+    with safe_open(str(path), framework="pt") as f:
+        meta, state = dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
+    old = {k: v for k, v in json.loads(meta["didtv.config"]).items() if k != "base"}
+    save_file(state, str(path), metadata={**meta, "didtv.config": json.dumps(old)})
+    if TINY_CONFIG["base"] == "bt2408":
+        assert registry.load_model("tiny").config["base"] == "bt2408"
+    else:
+        with pytest.raises(ModelError, match="was built as"):
+            registry.load_model("tiny")

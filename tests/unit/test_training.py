@@ -205,3 +205,69 @@ def test_shipped_training_config_loads():
     cfg = load_config(Path(__file__).resolve().parents[2] / "didtv" / "train" / "configs" / "tiny.toml")
     assert cfg.model == "tiny" and cfg.hdr_weight == 0.8 and cfg.aux_weight == 0.2
     assert cfg.model_config()["name"] == "tiny"
+
+
+def test_init_weights_starts_a_run_from_a_weights_file_with_new_parts(tiny_data, tmp_path):
+    """A run started from weights keeps every tensor the file has; parts the file lacks (the
+    blend gate) keep their initialisation; the EMA starts equal to the model."""
+    import copy
+
+    from didtv.models.didnet import DIDNet
+    from didtv.models.registry import read_weights
+    from didtv.train.config import ConfigError
+    from didtv.train.loop import _start_from_weights, train
+
+    first = train(_cfg(tiny_data, tmp_path / "a", iterations=2))
+    weights = first / "final.safetensors"
+    blend = _cfg(tiny_data, tmp_path / "b", init_weights=str(weights), iterations=2,
+                 model_overrides={**_cfg(tiny_data, tmp_path).model_overrides, "base": "blend"})
+    model = DIDNet(**blend.model_config())
+    ema = copy.deepcopy(model)
+    assert _start_from_weights(weights, model, ema) == ["blend.weight", "blend.bias"]
+    _, _, state, _ = read_weights(weights)
+    for k, v in state.items():
+        assert torch.equal(model.state_dict()[k], v) and torch.equal(ema.state_dict()[k], v)
+    out = train(blend)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log[0] == {"iteration": 0, "init_weights": str(weights), "new_parameters": ["blend.weight", "blend.bias"]}
+    steps = [r for r in log if "loss" in r]
+    assert [r["iteration"] for r in steps] == [1, 2] and all(0 < r["blend"] < 1 for r in steps)
+    # a file with tensors the model does not have is refused (here: the plain model from a blend file)
+    with pytest.raises(ValueError, match="lacks"):
+        train(_cfg(tiny_data, tmp_path / "c", init_weights=str(out / "final.safetensors")))
+    with pytest.raises(ConfigError, match="exclude"):
+        _cfg(tiny_data, tmp_path / "d", init_weights=str(weights), init_from="x/checkpoint.pt")
+
+
+def test_shipped_blend_config_loads():
+    from didtv.train.config import load_config
+
+    configs = Path(__file__).resolve().parents[2] / "didtv" / "train" / "configs"
+    cfg = load_config(configs / "tiny-blend.toml")
+    assert cfg.model_config()["base"] == "blend"
+    assert (Path(__file__).resolve().parents[2] / cfg.init_weights).is_file()
+
+
+def test_bf16_precision_trains_and_unknown_precision_is_refused(tiny_data, tmp_path):
+    from didtv.train.config import ConfigError
+    from didtv.train.loop import train
+
+    out = train(_cfg(tiny_data, tmp_path / "a", iterations=2, precision="bf16"))
+    losses = [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines() if "loss" in line]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    with pytest.raises(ConfigError, match="precision"):
+        _cfg(tiny_data, tmp_path / "b", precision="fp8")
+
+
+def test_a_checkpoint_older_than_a_config_key_still_resumes(tiny_data, tmp_path):
+    """A checkpoint written before a TrainConfig key existed resumes when that key is at its default."""
+    from didtv.train.loop import CHECKPOINT, train
+
+    train(_cfg(tiny_data, tmp_path / "a"), stop_after=2)
+    path = tmp_path / "a" / CHECKPOINT
+    state = torch.load(path, weights_only=True)
+    del state["config"]["init_weights"], state["config"]["precision"]
+    torch.save(state, path)
+    train(_cfg(tiny_data, tmp_path / "a"), resume=True)
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert max(r["iteration"] for r in log) == 4
