@@ -321,10 +321,11 @@ def test_blend_base_is_the_lerp_of_the_two_analytic_mappings():
         # the helper is the bt2446a model's own mapping
         torch.testing.assert_close(hi, BT2446AInverse()(frames[:, 3:4]), rtol=0, atol=0)
         # the weight is per sample, from the condition
-        blend.blend.bias.zero_()
-        blend.blend.weight.normal_(std=0.3)
+        d = cond[0] - cond[1]  # weights that put the two samples' logits at 1 and 0
+        blend.blend.weight.copy_(d[None] / (BLEND_GAIN * d.dot(d)))
+        blend.blend.bias.fill_(-float(blend.blend.weight[0].dot(cond[1])))
         w = blend.blend_weight(cond)
-        assert w.shape == (2,) and abs(float(w[0] - w[1])) > 1e-4
+        torch.testing.assert_close(w, torch.sigmoid(torch.tensor([1.0, 0.0])), rtol=0, atol=1e-5)
         mid = blend.base_mapping(centre, cond)
         for i in range(2):
             torch.testing.assert_close(mid[i], torch.lerp(lo[i], hi[i], w[i]), rtol=0, atol=1e-6)
