@@ -46,7 +46,11 @@ def test_convert_reports_result_and_progress_lines(tmp_path):
         (["--x265-preset", "warp9"], 2, "x265 preset"),
     ],
 )
-def test_convert_errors_are_one_line(tmp_path, args, code, needle):
+def test_convert_errors_are_one_line(tmp_path, monkeypatch, args, code, needle):
+    from didtv.models import registry
+
+    # Both DIDNet variants ship weights; an empty weights folder stands for a clone without them.
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path / "no-weights")
     src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=3)
     res = _run("convert", str(src), str(tmp_path / "out.mkv"), *args)
     assert res.exit_code == code

@@ -172,7 +172,10 @@ def test_output_equal_to_input_is_refused(tmp_path):
         convert(src, src, model="bt2408", overwrite=True)
 
 
-def test_missing_weights_fail_before_any_output(tmp_path):
+def test_missing_weights_fail_before_any_output(tmp_path, monkeypatch):
+    from didtv.models import registry
+
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path / "no-weights")  # both variants ship weights
     src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=3)
     with pytest.raises(ModelError, match="no trained weights"):
         convert(src, tmp_path / "o.mkv", model="full")
