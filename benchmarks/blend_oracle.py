@@ -27,15 +27,6 @@ from didtv.models.registry import load_model
 from didtv.train.dataset import ClipSet
 
 
-def residual(model, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The network's HDR residual (before it is added to the base) and the condition vector."""
-    cond = model.condition_vector(frames)
-    feat = model.ffe(model.tsaf(frames)) if model.ffe is not None else model.tsaf(frames)
-    for layer, (alpha, beta, gamma) in zip(model.dmc, model.modulation_vectors(cond)):
-        feat = model.act(layer(feat, alpha, beta, gamma))
-    return model.out(feat).float(), cond
-
-
 def histogram_features(centre: np.ndarray) -> np.ndarray:
     """``(3, h, w)`` SDR in [0, 1] -> global tone statistics (see the module doc)."""
     peak = centre.max(0)
@@ -75,7 +66,8 @@ def main() -> None:
         for i in range(0, len(clips), args.every):
             lq, _, hdr = clips.item(i)
             frames = lq[None]
-            res, cond = residual(model, frames)
+            cond = model.condition_vector(frames)
+            res = model.residual(model.features(frames), cond)
             centre = frames[:, frames.shape[1] // 2]
             lo, hi = sdr_to_pq_bt2408(centre), bt2446a_inverse_pq(centre)
             truth = hdr[len(hdr) // 2][None]

@@ -21,10 +21,11 @@ which trains far faster. Two bases (hyperparameter ``base``):
   203 cd/m2, the BT.2446 Method A inverse (:func:`didtv.models.analytic.bt2446a_inverse_pq`) at
   1000 cd/m2 with a steep highlight expansion: between them they span how strongly an SDR
   rendering compressed its highlights, and the condition picks the point per shot (held steady
-  by the runner like every other use of the condition). A didtv decision, not in the paper: with
-  the BT.2408 base only, the residual branch learned one average inverse curve and fell 4.4 dB
-  short of the analytic BT.2446-A inverse on SDR made by BT.2446 Method A, although the
-  condition recognises that SDR (docs/model-card.md).
+  by the runner like every other use of the condition). A didtv experiment, not in the paper,
+  aimed at the 4.4 dB by which Tiny trails the analytic BT.2446-A inverse on SDR made by
+  BT.2446 Method A. It did not help: the best per-clip blend is not predictable from the SDR
+  under random grading and the trained gate collapsed to BT.2408 (docs/training.md,
+  "Experiment"). The shipped networks use ``"bt2408"``.
 
 ``clamp01`` is a straight-through clamp: the forward pass is exactly ``clamp(y, 0, 1)`` (valid PQ
 code values, no saturation curve bending the mid-tones) and the backward pass is the identity, so
@@ -339,14 +340,20 @@ class DIDNet(nn.Module):
         """FFE's attention statistics of ``feat`` (sum, count), or None without FFE."""
         return None if self.ffe is None else self.ffe.band_sum(feat)
 
-    def head(self, feat: torch.Tensor, centre: torch.Tensor, cond: torch.Tensor,
-             ffe_mean: torch.Tensor | None = None) -> torch.Tensor:
-        """F_f, the centre SDR frame and the condition -> HDR (Eq. 4-6)."""
+    def residual(self, feat: torch.Tensor, cond: torch.Tensor,
+                 ffe_mean: torch.Tensor | None = None) -> torch.Tensor:
+        """F_f and the condition -> the HDR residual ``Conv3x3(F_m)`` (float32), before it is
+        added to :meth:`base_mapping` (Eq. 4-6)."""
         if self.ffe is not None:
             feat = self.ffe(feat, ffe_mean)  # F_w
         for layer, (alpha, beta, gamma) in zip(self.dmc, self.modulation_vectors(cond)):
             feat = self.act(layer(feat, alpha, beta, gamma))  # F_m
-        return clamp01(self.base_mapping(centre, cond) + self.out(feat).float())
+        return self.out(feat).float()
+
+    def head(self, feat: torch.Tensor, centre: torch.Tensor, cond: torch.Tensor,
+             ffe_mean: torch.Tensor | None = None) -> torch.Tensor:
+        """F_f, the centre SDR frame and the condition -> HDR (Eq. 4-6)."""
+        return clamp01(self.base_mapping(centre, cond) + self.residual(feat, cond, ffe_mean))
 
     # -- cost ------------------------------------------------------------------------------------
 
