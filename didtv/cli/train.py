@@ -85,27 +85,37 @@ def train_command(config, resume, iterations):
               help="A real SDR video (no ground truth): report the output's flicker next to BT.2408's (repeatable).")
 @click.option("--frames", default=48, show_default=True, type=click.IntRange(2), help="Frames read from each --clip.")
 @click.option("--qp", default=None, help="Comma-separated QPs to keep, e.g. 27,32,37,42.")
+@click.option("--flicker", is_flag=True,
+              help="With --data: also run every frame of each val clip and report the output's flicker "
+                   "next to the truth's and BT.2408's (about 3.5x the time).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 @handle_errors
-def eval_command(models, data_dir, clips, frames, qp, as_json):
+def eval_command(models, data_dir, clips, frames, qp, flicker, as_json):
     """Score models side by side: the paper's metrics per SDR operator and QP on a validation
-    set (PSNR, SSIM, MS-SSIM, ΔE_ITP, VIFp, HaarPSI, VSI, high-frequency PSNR, MSRL-PSNR), and
-    the flicker of the output on real SDR clips.
+    set (PSNR, SSIM, MS-SSIM, ΔE_ITP, VIFp, HaarPSI, VSI, high-frequency PSNR, MSRL-PSNR), the
+    flicker of the output on the val clips against their truth (--flicker), and on real SDR clips.
 
     \b
     Example:
       didtv eval -m tiny -m bt2408 -m bt2446a --data data/val --qp 27,32,37,42
+      didtv eval -m tiny --data data/val --flicker
       didtv eval -m tiny --clip didtv/samples/bikes-sample.mp4
     """
-    from didtv.train.evaluate import evaluate, evaluate_clips
+    from didtv.train.evaluate import evaluate, evaluate_clips, evaluate_flicker
 
     if not data_dir and not clips:
         raise click.UsageError("nothing to evaluate: give --data DIR (a val set) and/or --clip FILE")
+    if flicker and not data_dir:
+        raise click.UsageError("--flicker measures the val clips of --data DIR (real clips always get it)")
     qps = [int(q) for q in qp.split(",")] if qp else None
     result: dict = {"models": list(models)}
     if data_dir:
         result = evaluate(models, data_dir, qps=qps,
                           on_clip=None if as_json else (lambda k, n: click.echo(f"didtv: {k}/{n} clips", err=True) if k % 24 == 0 else None))
+    if flicker:
+        result["val_flicker"] = evaluate_flicker(
+            models, data_dir, qps=qps,
+            on_clip=None if as_json else (lambda k, n: click.echo(f"didtv: flicker {k}/{n} clips", err=True) if k % 24 == 0 else None))
     if clips:
         result["real_clips"] = evaluate_clips(
             models, clips, frames=frames,
@@ -139,6 +149,15 @@ def format_tables(result: dict) -> str:
                 for model in result["models"]:
                     cells = [_cell(index.get((model, op, q), {}).get(metric), DIGITS.get(metric, 2)) for q in qps]
                     lines.append(f"| {'all' if op == '*' else op} | {model} | " + " | ".join(cells) + " |")
+    if result.get("val_flicker"):
+        f = result["val_flicker"]
+        bt2408 = f["models"]["bt2408"]["jitter"]
+        lines += [f"\n### Flicker on moving val clips ({f['clips']} clips, {f['frames']} frames each; jitter of the mean "
+                  "PQ level and its error against the truth's changes, 10-bit codes per frame; ratio to BT.2408's)\n",
+                  "| model | jitter | ratio | jitter error |", "|---|---|---|---|",
+                  f"| truth | {f['truth_jitter']:.3f} | {_cell(f['truth_jitter'] / bt2408 if bt2408 > 0 else None, 2)} | 0 |"]
+        for model, m in f["models"].items():
+            lines.append(f"| {model} | {m['jitter']:.3f} | {_cell(m['ratio'], 2)} | {m['jitter_error']:.3f} |")
     if result.get("real_clips"):
         lines += ["\n### Flicker on real SDR clips (jitter of the mean PQ level, 10-bit codes per frame; "
                   "ratio to BT.2408's mapping)\n", "| clip | frames | model | jitter | ratio |", "|---|---|---|---|---|"]

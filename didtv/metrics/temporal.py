@@ -7,6 +7,9 @@
 - ``jitter``: mean |mean(t) - mean(t-1)| of a frame sequence's average PQ value, in 10-bit
   codes: the brightness flicker of an output. A mapping without global instability has about
   the jitter of the BT.2408 mapping of the same frames (which only follows the input).
+- ``jitter_error``: mean |change(t) - truth change(t)| of the same per-frame means, in 10-bit
+  codes: how far an output's brightness changes are from the ground truth's (val clips). Zero
+  for an output that changes exactly as the truth does, however much that is.
 """
 
 from __future__ import annotations
@@ -42,3 +45,13 @@ def jitter(frame_means: Sequence[float]) -> float:
     if len(frame_means) < 2:
         return 0.0
     return float(np.mean(np.abs(np.diff(np.asarray(frame_means, np.float64))))) * 1023
+
+
+def jitter_error(frame_means: Sequence[float], truth_means: Sequence[float]) -> float:
+    """Mean absolute difference of the per-frame changes of two mean-PQ sequences, in 10-bit codes."""
+    if len(frame_means) != len(truth_means):
+        raise ValueError(f"{len(frame_means)} output frames against {len(truth_means)} truth frames")
+    if len(frame_means) < 2:
+        return 0.0
+    d = np.diff(np.asarray(frame_means, np.float64)) - np.diff(np.asarray(truth_means, np.float64))
+    return float(np.mean(np.abs(d))) * 1023

@@ -61,6 +61,51 @@ def evaluate(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] 
             "summary": summarise(rows)}
 
 
+def evaluate_flicker(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] | None = None,
+                     device: str | None = None, on_clip: Callable[[int, int], None] | None = None) -> dict:
+    """Moving val clips (with a ground truth): every frame of each clip through each model as
+    ``convert`` runs it (shot condition, edge-padded windows), and the brightness ``jitter`` of
+    the output next to the truth's and BT.2408's; ``jitter_error`` says how far the output's
+    brightness changes are from the truth's. Means over the clips; ``ratio`` is a model's mean
+    jitter over BT.2408's.
+
+    Returns ``{"clips": n, "frames": f, "truth_jitter": j, "models": {name: {"jitter", "ratio",
+    "jitter_error"}}}``.
+    """
+    from didtv.metrics import jitter, jitter_error
+    from didtv.models.registry import load_model
+    from didtv.pipeline.runner import Runner
+
+    data_dir = Path(data_dir)
+    manifest = load_manifest(data_dir)
+    clips = [c for c in manifest["clips"] if qps is None or c["qp"] in set(qps)]
+    names = list(dict.fromkeys([*models, "bt2408"]))
+    runners = {name: Runner(load_model(name), device=device) for name in names}
+    truth, scores = [], {name: {"jitter": [], "jitter_error": []} for name in names}
+    frames = 0
+    for k, rec in enumerate(clips):
+        with np.load(data_dir / rec["file"]) as z:
+            lq = z["lq"].astype(np.float32) / 65535.0
+            hdr = z["hdr"].astype(np.float64) / 65535.0
+        if len(hdr) != len(lq):
+            raise ValueError(f"{rec['file']}: {len(hdr)} HDR frames for {len(lq)} SDR frames: "
+                             "flicker needs a val set (didtv data build --split val)")
+        frames = len(lq)
+        truth_means = [float(f.mean()) for f in hdr]
+        truth.append(jitter(truth_means))
+        for name, runner in runners.items():
+            means = [float(np.clip(o, 0.0, 1.0).mean()) for o in runner.process(list(lq))]
+            scores[name]["jitter"].append(jitter(means))
+            scores[name]["jitter_error"].append(jitter_error(means, truth_means))
+        if on_clip:
+            on_clip(k + 1, len(clips))
+    means = {name: {m: _mean(v) for m, v in s.items()} for name, s in scores.items()}
+    bt2408 = means["bt2408"]["jitter"]
+    for m in means.values():
+        m["ratio"] = m["jitter"] / bt2408 if bt2408 > 0 else float("nan")
+    return {"clips": len(clips), "frames": frames, "truth_jitter": _mean(truth), "models": means}
+
+
 def evaluate_clips(models: Iterable[str], clips: Iterable[str | Path], *, frames: int = 48,
                    device: str | None = None, on_model: Callable[[str, str], None] | None = None) -> list[dict]:
     """Real SDR clips (no ground truth): each model's brightness ``jitter`` over the first

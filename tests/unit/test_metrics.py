@@ -111,3 +111,17 @@ def test_jitter_by_hand():
 
     assert jitter([0.0, 1 / 1023, 3 / 1023]) == pytest.approx(1.5)
     assert jitter([0.5]) == 0.0
+
+
+def test_jitter_error_by_hand():
+    from didtv.metrics import jitter_error
+
+    truth = [0.0, 2 / 1023, 2 / 1023]  # changes +2, 0 codes
+    assert jitter_error(truth, truth) == 0.0
+    # changes +1, +1 against +2, 0: off by 1 code each time, although the jitter is the same size
+    assert jitter_error([0.0, 1 / 1023, 2 / 1023], truth) == pytest.approx(1.0)
+    # a constant offset is no change error
+    assert jitter_error([t + 0.3 for t in truth], truth) == pytest.approx(0.0, abs=1e-9)
+    assert jitter_error([0.1], [0.2]) == 0.0
+    with pytest.raises(ValueError):
+        jitter_error([0.0, 0.1], [0.0])

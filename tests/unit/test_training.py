@@ -179,6 +179,33 @@ def test_eval_on_a_val_set_scores_every_operator_and_the_temporal_measure(tmp_pa
     assert own["bt2446a"] > own["bt2408"]
 
 
+def test_flicker_on_val_clips_against_the_truth(tmp_path):
+    from click.testing import CliRunner
+
+    from didtv.cli.main import cli
+    from didtv.data.build import build
+    from didtv.train.evaluate import evaluate_flicker
+
+    val = build([SOURCE], tmp_path / "val", seed=1, split="val", max_width=64, workers=1)
+    result = evaluate_flicker(["bt2446a"], val, qps=[27])
+    n = len({r["operator"] for r in json.loads((val / "manifest.json").read_text())["clips"]})
+    assert result["clips"] == n and result["frames"] == 7
+    assert set(result["models"]) == {"bt2446a", "bt2408"}
+    # The synthetic camera moves, so the truth's brightness changes, and so do the outputs.
+    assert result["truth_jitter"] > 0
+    for m in result["models"].values():
+        assert m["jitter"] > 0 and m["jitter_error"] > 0
+    assert result["models"]["bt2408"]["ratio"] == pytest.approx(1.0)
+    b = result["models"]["bt2446a"]
+    assert b["ratio"] == pytest.approx(b["jitter"] / result["models"]["bt2408"]["jitter"])
+    res = CliRunner().invoke(cli, ["eval", "-m", "bt2408", "--data", str(val), "--qp", "27", "--flicker"])
+    assert res.exit_code == 0, res.output
+    assert "### Flicker on moving val clips" in res.output and "| truth |" in res.output
+    assert "| bt2408 |" in res.output and "| 1.00 |" in res.output
+    res = CliRunner().invoke(cli, ["eval", "-m", "bt2408", "--clip", str(val / "manifest.json"), "--flicker"])
+    assert res.exit_code != 0 and "--flicker" in res.output
+
+
 def test_eval_cli_needs_data_or_a_clip():
     from click.testing import CliRunner
 
