@@ -35,6 +35,7 @@ class ClipRecipe:
     exposure: float
     saturation: float
     seed: int
+    moving_object: bool = False
 
 
 def hdr_to_pq2020(nits: np.ndarray) -> np.ndarray:
@@ -44,7 +45,7 @@ def hdr_to_pq2020(nits: np.ndarray) -> np.ndarray:
 
 def _make_clip(args) -> dict:
     """One still source; ``size=None``: the whole picture, at most ``max_width`` wide (val)."""
-    (src, out_dir, recipe_seed, size, renders, all_frames, transfer, max_width) = args
+    (src, out_dir, recipe_seed, size, renders, all_frames, transfer, max_width, moving_object) = args
     rng = np.random.default_rng(recipe_seed)
     source = read_source(src, transfer)
     image = source.light
@@ -53,8 +54,9 @@ def _make_clip(args) -> dict:
         size = whole_view_size(*image.shape[:2], max_width)
     panorama = abs(image.shape[1] / image.shape[0] - 2.0) < 0.05
     clip = hdr_clip(image, rng, size=size, panorama=panorama, whole=whole,
-                    key_range=(-0.5, 0.5) if whole else (-1.0, 1.0), display_referred=source.display_referred)
-    return {"records": _write_renders(clip, renders, out_dir, all_frames, src, recipe_seed)}
+                    key_range=(-0.5, 0.5) if whole else (-1.0, 1.0), display_referred=source.display_referred,
+                    moving_object=moving_object)
+    return {"records": _write_renders(clip, renders, out_dir, all_frames, src, recipe_seed, moving_object)}
 
 
 def _make_video_clips(args) -> dict:
@@ -73,7 +75,8 @@ def _run_job(job) -> dict:
     return fn(args)
 
 
-def _write_renders(clip: np.ndarray, renders, out_dir, all_frames: bool, src, recipe_seed: int) -> list[dict]:
+def _write_renders(clip: np.ndarray, renders, out_dir, all_frames: bool, src, recipe_seed: int,
+                   moving_object: bool = False) -> list[dict]:
     """HDR target + each (operator, codec, QP, grade) rendering of one clip -> .npz files."""
     pq = hdr_to_pq2020(clip).transpose(0, 3, 1, 2)  # (t, 3, h, w)
     hdr = pq if all_frames else pq[len(pq) // 2:len(pq) // 2 + 1]
@@ -84,20 +87,26 @@ def _write_renders(clip: np.ndarray, renders, out_dir, all_frames: bool, src, re
         lq = codec_damage(sdr8, codec=codec, qp=qp)
         np.savez(Path(out_dir) / name, lq=np.rint(lq * 65535).astype(np.uint16),
                  sdr=sdr8[len(sdr8) // 2].transpose(2, 0, 1).copy(), hdr=hdr16)
-        records.append(asdict(ClipRecipe(name, str(src), operator, codec, qp, exposure, saturation, recipe_seed)))
+        records.append(asdict(ClipRecipe(name, str(src), operator, codec, qp, exposure, saturation, recipe_seed,
+                                         moving_object)))
     return records
 
 
 def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clips_per_source: int = 8,
           size: tuple[int, int] = (192, 192), split: str = "train", workers: int = 2,
-          max_width: int = 384, transfer: str = "pq", on_clip=None) -> Path:
+          max_width: int = 384, transfer: str = "pq", moving_objects: float = 0.0, on_clip=None) -> Path:
     """Build a data set. ``split="train"``: ``clips_per_source`` random views per source, each with
     a random operator, codec, QP, exposure and saturation. ``split="val"``: the whole image
     (downscaled to at most ``max_width``, sizes multiples of 8), every operator x every QP,
     x265, neutral grade, all 7 HDR frames stored (for temporal measures). PQ/HLG videos give
     ``clips_per_source`` windows of real consecutive frames (val: one, whole picture), decoded in
     one pass (:func:`didtv.data.sources.video_clips`). ``transfer``: how
-    16-bit PNG/TIFF sources are encoded ("pq" or "hlg", BT.2020); other formats ignore it."""
+    16-bit PNG/TIFF sources are encoded ("pq" or "hlg", BT.2020); other formats ignore it.
+    ``moving_objects``: the share of still-source clips (train: per clip; val: per source) that
+    get an object moving against the background (:func:`didtv.data.sources.add_moving_object`);
+    decided from a stream of its own, so 0 builds exactly the set an older didtv built."""
+    if not 0.0 <= moving_objects <= 1.0:
+        raise ValueError(f"moving_objects must be a share in [0, 1], got {moving_objects}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = find_sources(sources)
@@ -116,7 +125,8 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
                                 str(rng.choice(CODECS, p=[0.75, 0.25])), int(rng.choice(QPS)),
                                 float(2.0 ** rng.uniform(-0.6, 0.4)), float(rng.uniform(0.85, 1.15))))
                 if not is_video(src):
-                    jobs.append((_make_clip, (src, out, recipe_seed, size, [renders[-1]], False, transfer, max_width)))
+                    jobs.append((_make_clip, (src, out, recipe_seed, size, [renders[-1]], False, transfer, max_width,
+                                              _moving_object(moving_objects, seed, si, ci))))
             if is_video(src):
                 video_seed = int(np.random.SeedSequence([seed, si]).generate_state(1)[0])
                 jobs.append((_make_video_clips, (src, out, video_seed, size, [[r] for r in renders], False, max_width)))
@@ -126,7 +136,8 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
             if is_video(src):
                 jobs.append((_make_video_clips, (src, out, recipe_seed, None, [renders], True, max_width)))
             else:
-                jobs.append((_make_clip, (src, out, recipe_seed, None, renders, True, transfer, max_width)))
+                jobs.append((_make_clip, (src, out, recipe_seed, None, renders, True, transfer, max_width,
+                                          _moving_object(moving_objects, seed, si))))
         else:
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     records: list[dict] = []
@@ -146,10 +157,16 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     manifest = {"split": split, "seed": seed, "size": list(size), "transfer": transfer,
+                "moving_objects": moving_objects,
                 "sources": [str(f) for f in files],
                 "operators": list(OPERATORS), "qps": list(QPS), "clips": records}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return out
+
+
+def _moving_object(share: float, *key: int) -> bool:
+    """Whether one clip (or val source) gets a moving object; its own random stream per key."""
+    return share > 0 and bool(np.random.default_rng(np.random.SeedSequence([*key, 0x0B1E])).random() < share)
 
 
 def load_manifest(data_dir: str | Path) -> dict:

@@ -12,6 +12,8 @@ Convention (docs/training.md):
    area-downscaled so the view samples it at about one source pixel per output pixel.
 3. **Motion**: the 7 frames are the same view under a small synthetic camera motion (pan,
    zoom, rotation, sub-pixel jitter), rendered with bilinear sampling: real 7-frame windows.
+   Optionally (``data build --moving-objects P``) a share of the clips also gets an object that
+   moves against that background, fast (up to 24 px/frame): occlusions and local motion.
 4. **Exposure** is anchored on the view (not the whole panorama): the log-average luminance of
    the centre frame, ignoring the darkest and brightest 1 %, is mapped to ``key`` cd/m2
    (default 18 % of the BT.2408 reference white, 36.5 cd/m2, times a random 2^U(-1, 1)).
@@ -217,6 +219,49 @@ def render_view(image: np.ndarray, *, size: tuple[int, int], centre: tuple[float
     return views.permute(0, 2, 3, 1).numpy()
 
 
+MAX_OBJECT_SPEED = 24.0  # output pixels per frame: a bus crossing a 640-wide frame moves ~20
+
+
+def add_moving_object(views: np.ndarray, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Composite an object moving against the background into ``views`` (t, h, w, 3): a
+    soft-edged rectangle of ``image`` texture (another random place of the same picture, at the
+    views' scale) that crosses the frame at its own velocity, up to ``MAX_OBJECT_SPEED`` px/frame
+    in any direction. Gives the training data what camera motion alone never shows: occlusion
+    edges and motion too large to align, which a model must learn to leave out of the fusion
+    (ghosting otherwise, docs/model-card.md)."""
+    t, h, w, _ = views.shape
+    oh = int(round(h * rng.uniform(0.2, 0.5)))
+    ow = int(round(w * rng.uniform(0.2, 0.5)))
+    h_src, w_src = image.shape[:2]
+    span = min(w_src, h_src * ow / oh) * rng.uniform(0.15, 0.5)
+    centre = (rng.uniform(span / 2, max(w_src - span / 2, span / 2 + 1e-3)),
+              rng.uniform(span * oh / ow / 2, max(h_src - span * oh / ow / 2, span * oh / ow / 2 + 1e-3)))
+    texture = render_view(image, size=(oh, ow), centre=centre, span=span, motion=Motion(), rng=rng, frames=1)[0]
+    # brightness of its own, so the object is not a copy of the background's level
+    texture = texture * 2.0 ** rng.uniform(-1.5, 1.5)
+    speed = rng.uniform(2.0, MAX_OBJECT_SPEED)
+    angle = rng.uniform(0, 2 * math.pi)
+    vx, vy = speed * math.cos(angle), speed * math.sin(angle)
+    # centre frame: the object's top-left corner somewhere it is at least half visible
+    x0 = rng.uniform(-ow / 2, w - ow / 2)
+    y0 = rng.uniform(-oh / 2, h - oh / 2)
+    # alpha: 1 inside, a 1.5-pixel linear ramp at the edges; zero outside through grid_sample
+    ys, xs = np.mgrid[0:oh, 0:ow].astype(np.float32)
+    edge = np.minimum(np.minimum(xs + 0.5, ow - 0.5 - xs), np.minimum(ys + 0.5, oh - 0.5 - ys))
+    alpha = np.clip(edge / 1.5, 0.0, 1.0)[..., None]
+    layer = torch.from_numpy(np.concatenate([texture * alpha, alpha], -1)).permute(2, 0, 1)[None].float()
+    gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    r = t // 2
+    grids = []
+    for k in range(t):
+        ox, oy = x0 + vx * (k - r), y0 + vy * (k - r)
+        grids.append(torch.stack([((gx - ox) + 0.5) / ow * 2 - 1, ((gy - oy) + 0.5) / oh * 2 - 1], -1))
+    moved = F.grid_sample(layer.expand(t, -1, -1, -1), torch.stack(grids), mode="bilinear",
+                          padding_mode="zeros", align_corners=False).permute(0, 2, 3, 1).numpy()
+    a = moved[..., 3:]
+    return views * (1.0 - a) + moved[..., :3]  # premultiplied texture
+
+
 def whole_view_size(height: int, width: int, max_width: int) -> tuple[int, int]:
     """(h, w) of a whole-picture view (validation): at most ``max_width`` wide, multiples of 8."""
     out_w = min(max_width, width) // 8 * 8
@@ -293,11 +338,13 @@ DEFAULT_KEY = 0.18 * REFERENCE_WHITE
 
 def hdr_clip(image: np.ndarray, rng: np.random.Generator, *, size: tuple[int, int] = (192, 192),
              panorama: bool = True, peak: float = 1000.0, key_range: tuple[float, float] = (-1.0, 1.0),
-             whole: bool = False, frames: int = 7, display_referred: bool = False) -> np.ndarray:
+             whole: bool = False, frames: int = 7, display_referred: bool = False,
+             moving_object: bool = False) -> np.ndarray:
     """One display-referred HDR clip ``(t, h, w, 3)``: BT.709-primaries linear light in cd/m2,
     at most ``peak``. ``whole=True`` frames the entire image (validation) instead of a random view.
     ``display_referred``: ``image`` is already in cd/m2 (a graded PQ/HLG source): its exposure is
-    kept instead of being anchored."""
+    kept instead of being anchored. ``moving_object``: add one object that moves against the
+    background (:func:`add_moving_object`)."""
     h_src, w_src = image.shape[:2]
     out_h, out_w = size
     if whole:
@@ -314,5 +361,7 @@ def hdr_clip(image: np.ndarray, rng: np.random.Generator, *, size: tuple[int, in
                   rng.uniform(min(y_lo, y_hi), max(y_lo, y_hi)))
         motion = Motion.random(rng)
     views = render_view(image, size=size, centre=centre, span=span, motion=motion, rng=rng, frames=frames)
+    if moving_object:
+        views = add_moving_object(views, image, rng)
     key = DEFAULT_KEY * 2.0 ** rng.uniform(*key_range)
     return roll_off_highlights(views if display_referred else expose(views, key), peak)
