@@ -30,6 +30,12 @@ def frame_scores(out: np.ndarray, target: np.ndarray) -> dict[str, float]:
             "hf_psnr": hf_psnr(out, target), **structural_scores(out, target)}
 
 
+def load_val_clip(data_dir: Path, rec: dict) -> tuple[np.ndarray, np.ndarray]:
+    """One clip of a built set: SDR input frames float32 and HDR target frames float64, in [0, 1]."""
+    with np.load(data_dir / rec["file"]) as z:
+        return z["lq"].astype(np.float32) / 65535.0, z["hdr"].astype(np.float64) / 65535.0
+
+
 def evaluate(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] | None = None,
              device: str | None = None, on_clip: Callable[[int, int], None] | None = None) -> dict:
     """Returns ``{"models": [...], "rows": [{model, operator, qp, file, <METRICS>}], "summary": ...}``."""
@@ -43,9 +49,7 @@ def evaluate(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] 
     runners = {name: Runner(load_model(name), device=device) for name in names}
     rows = []
     for k, rec in enumerate(clips):
-        with np.load(data_dir / rec["file"]) as z:
-            lq = z["lq"].astype(np.float32) / 65535.0
-            hdr = z["hdr"].astype(np.float64) / 65535.0
+        lq, hdr = load_val_clip(data_dir, rec)
         c = len(lq) // 2
         temporal = len(hdr) == len(lq)  # a train-split set keeps only the centre HDR frame
         for name, runner in runners.items():
@@ -84,9 +88,7 @@ def evaluate_flicker(models: Iterable[str], data_dir: str | Path, *, qps: Iterab
     truth, scores = [], {name: {"jitter": [], "jitter_error": []} for name in names}
     frames = 0
     for k, rec in enumerate(clips):
-        with np.load(data_dir / rec["file"]) as z:
-            lq = z["lq"].astype(np.float32) / 65535.0
-            hdr = z["hdr"].astype(np.float64) / 65535.0
+        lq, hdr = load_val_clip(data_dir, rec)
         if len(hdr) != len(lq):
             raise ValueError(f"{rec['file']}: {len(hdr)} HDR frames for {len(lq)} SDR frames: "
                              "flicker needs a val set (didtv data build --split val)")
