@@ -307,6 +307,11 @@ class ResidualBlock(nn.Module):
         return conv_flops(self.conv1, h, w) + conv_flops(self.conv2, h, w)
 
 
+#: Pixels of offset per unit of the offset U-Net's raw output near 0 (see :class:`TSAF`): the
+#: slope of the original ``16 * tanh(raw)``, kept fixed when ``max_offset`` changes.
+OFFSET_SLOPE = 16.0
+
+
 class TSAF(nn.Module):
     """Temporal-spatial alignment fusion: ``(b, t, 3, h, w)`` frames -> ``(b, channels, h, w)``.
 
@@ -318,8 +323,10 @@ class TSAF(nn.Module):
             ``2 ** offset_depth``).
         deform_groups: offset groups of the DCN; must divide ``3 * frames``. ``frames`` gives each
             frame its own offsets per tap.
-        max_offset: offsets are ``max_offset * tanh(raw)`` pixels: bounded, smooth, and the
-            identity's slope at 0 (BasicVSR++ practice).
+        max_offset: offsets are ``max_offset * tanh(raw * OFFSET_SLOPE / max_offset)`` pixels:
+            bounded by ``max_offset``, smooth, with the same slope (``OFFSET_SLOPE`` pixels per unit
+            of the U-Net's output) at 0 whatever the bound, so weights trained with one bound start
+            from the same small offsets under another (BasicVSR++ bounds them the same way).
         num_blocks: residual blocks after the DCN.
         kernel_size: DCN kernel size.
     """
@@ -351,7 +358,10 @@ class TSAF(nn.Module):
         """``(b, 3t, h, w)`` -> offsets ``(b, 2*g*k*k, h, w)`` in pixels, masks ``(b, g*k*k, h, w)``."""
         raw = self.offsets(x)
         n_off = 2 * self.dcn.offset_groups * self.dcn.taps
-        return self.max_offset * torch.tanh(raw[:, :n_off]), torch.sigmoid(raw[:, n_off:])
+        raw_offset = raw[:, :n_off]
+        if self.max_offset != OFFSET_SLOPE:  # else exactly the original 16 * tanh(raw)
+            raw_offset = raw_offset * (OFFSET_SLOPE / self.max_offset)
+        return self.max_offset * torch.tanh(raw_offset), torch.sigmoid(raw[:, n_off:])
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, t, c, h, w = frames.shape

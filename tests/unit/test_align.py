@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from didtv.models.align import (
+    OFFSET_SLOPE,
     TSAF,
     ModulatedDeformConv2d,
     deform_conv2d,
@@ -188,6 +189,30 @@ def test_tsaf_offsets_are_bounded_by_max_offset():
     offset, _ = tsaf.offsets_and_mask(torch.rand(1, 21, 4, 4))
     assert offset.abs().max() <= 3.0
     assert offset.abs().max() > 2.9  # saturates instead of growing
+
+
+def test_offset_bound_keeps_the_slope_at_zero():
+    """Raising max_offset keeps small offsets (the same weights start where they were) and lets
+    large ones grow to the new bound; the default bound is exactly 16 * tanh(raw)."""
+    torch.manual_seed(0)
+    narrow = TSAF(channels=8, offset_channels=8, offset_depth=1, num_blocks=0, max_offset=OFFSET_SLOPE)
+    wide = TSAF(channels=8, offset_channels=8, offset_depth=1, num_blocks=0, max_offset=2 * OFFSET_SLOPE)
+    x = torch.rand(1, 21, 4, 4)
+    with torch.no_grad():
+        narrow.offsets.out.weight.normal_(0, 1e-4)
+        wide.load_state_dict(narrow.state_dict())
+        raw = narrow.offsets(x)[:, : 2 * 7 * 9]
+    small_n, _ = narrow.offsets_and_mask(x)
+    small_w, _ = wide.offsets_and_mask(x)
+    assert torch.equal(small_n, OFFSET_SLOPE * torch.tanh(raw))
+    assert small_n.abs().max() > 0
+    torch.testing.assert_close(small_w, small_n, rtol=1e-3, atol=1e-7)
+    with torch.no_grad():
+        for tsaf in (narrow, wide):
+            tsaf.offsets.out.weight.normal_(0, 50.0)
+    big_n, _ = narrow.offsets_and_mask(x)
+    big_w, _ = wide.offsets_and_mask(x)
+    assert big_n.abs().max() <= OFFSET_SLOPE and big_w.abs().max() > 1.8 * OFFSET_SLOPE
 
 
 def test_zero_initialised_offset_layer_receives_gradient():
