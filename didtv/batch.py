@@ -477,6 +477,7 @@ def convert_batch(
     precision: str | None = None,
     tile: int | str | None = None,
     batch_size: int | None = None,
+    motion_guard: bool | None = None,
     verify: str = "quick",
     report_path: str | os.PathLike | None = None,
     on_event: Callable[[BatchEvent], None] | None = None,
@@ -484,7 +485,7 @@ def convert_batch(
 ) -> BatchReport:
     """Convert every video under ``in_dir`` into ``out_dir`` (see the module docstring).
 
-    ``preset``/``model``/``force``/``device``/``precision``/``tile``/``batch_size``: as for
+    ``preset``/``model``/``force``/``device``/``precision``/``tile``/``batch_size``/``motion_guard``: as for
     :func:`didtv.api.convert`.
     ``container``: "mkv" or "mp4". ``jobs``: files converted at once (threads; each runs its
     own FFmpeg processes). ``overwrite``: convert again even when an output verifies.
@@ -558,7 +559,7 @@ def convert_batch(
     def process(item: BatchItem) -> None:
         _process(item, out_dir=out_dir, preset=preset, model_name=model_name, overwrite=overwrite,
                  force=force, run={"device": device, "precision": precision, "tile": tile,
-                                   "batch_size": batch_size},
+                                   "batch_size": batch_size, "motion_guard": motion_guard},
                  full=verify == "full", stop=stop, emit=emit)
         save()
 

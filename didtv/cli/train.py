@@ -90,9 +90,12 @@ def train_command(config, resume, iterations):
 @click.option("--flicker", is_flag=True,
               help="With --data: also run every frame of each val clip and report the output's flicker "
                    "next to the truth's and BT.2408's (about 3.5x the time).")
+@click.option("--motion-guard/--no-motion-guard", default=None,
+              help="Leave unreachable neighbour pixels out of the learned models' windows, as convert "
+                   "does (default: convert's default).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 @handle_errors
-def eval_command(models, data_dir, clips, frames, qp, flicker, as_json):
+def eval_command(models, data_dir, clips, frames, qp, flicker, motion_guard, as_json):
     """Score models side by side: the paper's metrics per SDR operator and QP on a validation
     set (PSNR, SSIM, MS-SSIM, ΔE_ITP, VIFp, HaarPSI, VSI, high-frequency PSNR, MSRL-PSNR), the
     flicker of the output on the val clips against their truth (--flicker), and on real SDR clips.
@@ -112,15 +115,15 @@ def eval_command(models, data_dir, clips, frames, qp, flicker, as_json):
     qps = [int(q) for q in qp.split(",")] if qp else None
     result: dict = {"models": list(models)}
     if data_dir:
-        result = evaluate(models, data_dir, qps=qps,
+        result = evaluate(models, data_dir, qps=qps, motion_guard=motion_guard,
                           on_clip=None if as_json else (lambda k, n: click.echo(f"didtv: {k}/{n} clips", err=True) if k % 24 == 0 else None))
     if flicker:
         result["val_flicker"] = evaluate_flicker(
-            models, data_dir, qps=qps,
+            models, data_dir, qps=qps, motion_guard=motion_guard,
             on_clip=None if as_json else (lambda k, n: click.echo(f"didtv: flicker {k}/{n} clips", err=True) if k % 24 == 0 else None))
     if clips:
         result["real_clips"] = evaluate_clips(
-            models, clips, frames=frames,
+            models, clips, frames=frames, motion_guard=motion_guard,
             on_model=None if as_json else (lambda clip, model: click.echo(f"didtv: {Path(clip).name}: {model}", err=True)))
     if as_json:
         click.echo(json.dumps(result, indent=1))

@@ -15,7 +15,11 @@ import torch.nn.functional as F
 
 from didtv.errors import UsageError
 from didtv.models.spec import ModelSpec
+from didtv.pipeline.guard import motion_guard
 from didtv.pipeline.window import sliding_windows
+
+#: Runner's default for ``motion_guard`` (docs/model-card.md has the measurements).
+MOTION_GUARD = True
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -94,11 +98,15 @@ class Runner:
         tile: ``None``/"auto" (tile frames larger than :data:`AUTO_TILE_PIXELS`), ``0`` (never),
             or a tile edge in pixels (rounded to the model's size multiple). Tiles overlap by the
             model's ``spec.halo``; all tiles of a frame share one condition vector.
+        motion_guard: replace the neighbour pixels that have no counterpart within reach by the
+            centre frame's before the model sees the window (didtv.pipeline.guard): no ghosts of
+            fast motion; the condition vector is computed from the guarded window too. Only for
+            models with a window of more than one frame. ``None``: :data:`MOTION_GUARD`.
     """
 
     def __init__(self, model: torch.nn.Module, *, device: str | torch.device | None = None,
                  precision: str | None = None, batch: int | None = None,
-                 tile: int | str | None = None) -> None:
+                 tile: int | str | None = None, motion_guard: bool | None = None) -> None:
         self.spec: ModelSpec = model.spec
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         self.precision = resolve_precision(precision, self.device, self.spec)
@@ -110,6 +118,8 @@ class Runner:
         self.batch = None if batch is None else int(batch)
         self.tile = parse_tile(tile)
         self.tiles_run = 0  # tiles computed so far (1 per window when untiled)
+        guard = MOTION_GUARD if motion_guard is None else bool(motion_guard)
+        self.motion_guard = guard and self.spec.window > 1
 
     # -- sizes ----------------------------------------------------------------------------------
 
@@ -154,6 +164,8 @@ class Runner:
         ``centres``: the windows' centre frames on the host, for cut detection without a
         device -> host copy per frame (default: the centre tensors)."""
         x = torch.stack([torch.stack(w) for w in windows])  # (b, t, 3, h, w)
+        if self.motion_guard:
+            x = motion_guard(x, inplace=True)  # x is this call's own stack
         x, h, w = pad_to_multiple(x, self.spec.multiple_of)
         dtype = _DTYPES.get(self.precision)
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):

@@ -37,8 +37,11 @@ def load_val_clip(data_dir: Path, rec: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] | None = None,
-             device: str | None = None, on_clip: Callable[[int, int], None] | None = None) -> dict:
-    """Returns ``{"models": [...], "rows": [{model, operator, qp, file, <METRICS>}], "summary": ...}``."""
+             device: str | None = None, on_clip: Callable[[int, int], None] | None = None,
+             motion_guard: bool | None = None) -> dict:
+    """``motion_guard``: the Runner's (None: its default).
+
+    Returns ``{"models": [...], "rows": [{model, operator, qp, file, <METRICS>}], "summary": ...}``."""
     from didtv.models.registry import load_model
     from didtv.pipeline.runner import Runner, ShotCondition
 
@@ -46,7 +49,7 @@ def evaluate(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] 
     manifest = load_manifest(data_dir)
     clips = [c for c in manifest["clips"] if qps is None or c["qp"] in set(qps)]
     names = list(models)
-    runners = {name: Runner(load_model(name), device=device) for name in names}
+    runners = {name: Runner(load_model(name), device=device, motion_guard=motion_guard) for name in names}
     rows = []
     for k, rec in enumerate(clips):
         lq, hdr = load_val_clip(data_dir, rec)
@@ -66,7 +69,8 @@ def evaluate(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] 
 
 
 def evaluate_flicker(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] | None = None,
-                     device: str | None = None, on_clip: Callable[[int, int], None] | None = None) -> dict:
+                     device: str | None = None, on_clip: Callable[[int, int], None] | None = None,
+                     motion_guard: bool | None = None) -> dict:
     """Moving val clips (with a ground truth): every frame of each clip through each model as
     ``convert`` runs it (shot condition, edge-padded windows), and the brightness ``jitter`` of
     the output next to the truth's and BT.2408's; ``jitter_error`` says how far the output's
@@ -84,7 +88,7 @@ def evaluate_flicker(models: Iterable[str], data_dir: str | Path, *, qps: Iterab
     manifest = load_manifest(data_dir)
     clips = [c for c in manifest["clips"] if qps is None or c["qp"] in set(qps)]
     names = list(dict.fromkeys([*models, "bt2408"]))
-    runners = {name: Runner(load_model(name), device=device) for name in names}
+    runners = {name: Runner(load_model(name), device=device, motion_guard=motion_guard) for name in names}
     truth, scores = [], {name: {"jitter": [], "jitter_error": []} for name in names}
     frames = 0
     for k, rec in enumerate(clips):
@@ -109,7 +113,8 @@ def evaluate_flicker(models: Iterable[str], data_dir: str | Path, *, qps: Iterab
 
 
 def evaluate_clips(models: Iterable[str], clips: Iterable[str | Path], *, frames: int = 48,
-                   device: str | None = None, on_model: Callable[[str, str], None] | None = None) -> list[dict]:
+                   device: str | None = None, on_model: Callable[[str, str], None] | None = None,
+                   motion_guard: bool | None = None) -> list[dict]:
     """Real SDR clips (no ground truth): each model's brightness ``jitter`` over the first
     ``frames`` frames, and its ratio to the jitter of BT.2408's mapping of the same frames (a
     static curve: it only follows the input's own changes). Ratio ~1: no flicker of its own."""
@@ -123,7 +128,7 @@ def evaluate_clips(models: Iterable[str], clips: Iterable[str | Path], *, frames
     from didtv.pipeline.runner import Runner
 
     names = list(dict.fromkeys([*models, "bt2408"]))
-    runners = {name: Runner(load_model(name), device=device) for name in names}  # process() keeps no state
+    runners = {name: Runner(load_model(name), device=device, motion_guard=motion_guard) for name in names}  # process() keeps no state
     out = []
     for path in clips:
         info = probe(path)

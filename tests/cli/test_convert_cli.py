@@ -29,6 +29,25 @@ def test_convert_writes_hdr10(tmp_path):
     assert probe(dst).hdr == HdrFormat.HDR10
 
 
+@pytest.mark.parametrize("flag, expected", [([], None), (["--motion-guard"], True), (["--no-motion-guard"], False)])
+def test_convert_passes_the_motion_guard_switch(tmp_path, monkeypatch, flag, expected):
+    from didtv.pipeline import runner
+
+    seen = []
+
+    class Recording(runner.Runner):
+        def __init__(self, *args, motion_guard=None, **kwargs):
+            seen.append(motion_guard)
+            super().__init__(*args, motion_guard=motion_guard, **kwargs)
+
+    monkeypatch.setattr(runner, "Runner", Recording)
+    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=3)
+    res = _run("convert", str(src), str(tmp_path / "out.mkv"), "--model", "bt2408",
+               "--x265-preset", "ultrafast", "--quiet", *flag)
+    assert res.exit_code == 0, res.output
+    assert seen == [expected]
+
+
 def test_convert_reports_result_and_progress_lines(tmp_path):
     src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=5)
     res = _run("convert", str(src), str(tmp_path / "out.mp4"), "--model", "bt2446a", "--crf", "20")

@@ -47,3 +47,15 @@ def test_eval_clip_refuses_hdr_input(tmp_path):
     hdr = make_clip(tmp_path / "hdr10.mkv", kind="hdr10", frames=4)
     res = CliRunner().invoke(cli, ["eval", "-m", "bt2408", "--clip", str(hdr)])
     assert res.exit_code != 0 and "already HDR10" in res.output and "Traceback" not in res.output
+
+
+def test_eval_motion_guard_switch_reaches_the_learned_model():
+    """The bundled clip has fast motion: the guard changes Tiny's output there, never BT.2408's."""
+    runs = {}
+    for flag in ("--motion-guard", "--no-motion-guard"):
+        res = CliRunner().invoke(cli, ["eval", "-m", "tiny", "--clip", str(SAMPLE), "--frames", "8", flag, "--json"])
+        assert res.exit_code == 0, res.output
+        [clip] = json.loads(res.output)["real_clips"]
+        runs[flag] = clip["jitter"]
+    assert runs["--motion-guard"]["bt2408"] == runs["--no-motion-guard"]["bt2408"]
+    assert runs["--motion-guard"]["tiny"] != runs["--no-motion-guard"]["tiny"]

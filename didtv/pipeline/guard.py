@@ -1,0 +1,102 @@
+"""Motion guard: keep out of a window what the network cannot align.
+
+DIDNet fuses seven frames through a deformable convolution whose offsets were learned on
+synthetic camera motion of 0-5 px per frame. Where something moves faster (the bundled clip's
+bus: ~19 px per frame) the neighbours are not aligned but blended in, and the output shows a dark
+copy of the moving edge where it was a frame earlier (docs/model-card.md, "Ghosting on motion").
+The shipped offsets do not follow that motion at all (they saturate at the bound in a fixed
+pattern), and neither a wider bound nor a fine-tune on moving objects cured it
+(docs/training.md), while the same networks on a still window (the centre frame seven times)
+show no ghost. So before the network, every neighbour pixel that has no counterpart within reach
+is replaced by the centre frame's pixel::
+
+    reach_k   = radius * |k - centre|   pixels, for the neighbour k frames away
+    hi, lo    = max and min of neighbour k over a (2 reach_k + 1)^2 square around each pixel
+    excess    = how far the centre's value lies outside [lo, hi], largest over R'G'B'
+    m         = clamp((excess - tol) / tol, 0, 1), dilated by 2 px and feathered over 5 px
+    neighbour = lerp(neighbour, centre, m)
+
+The range test is permissive on purpose: in texture the local range is wide and nothing is
+replaced (the network's own alignment keeps working there); it fires where a flat area of the
+centre frame faces a region of a different level in the neighbour, i.e. an occlusion or a motion
+beyond the reach, which is exactly where ghosts form. A pixel that is replaced reads the centre
+frame, which the network handles like a still window. The masks are computed at half resolution;
+cost on a 2-core CPU: ~60 ms per 960x544 window (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+#: Reach per frame of temporal distance, in pixels: the camera motion the training data holds
+#: (0-5 px per frame), short of which the network aligns by itself.
+GUARD_RADIUS = 4
+#: Level difference (R'G'B', 0-1) that still counts as a match: the codec noise of 8-bit SDR at
+#: QP 42 stays within a few codes; 6 codes of 255 are clear of it.
+GUARD_TOL = 6 / 255
+
+
+def _running_max(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
+    """Max over ``[i - radius, i + radius]`` along ``dim`` (outside the frame counts as -inf),
+    by doubling: ``log2(2 radius + 1)`` elementwise maxima instead of one pass per tap, 10-25x
+    faster than ``max_pool2d`` on CPU for these widths."""
+    size, n = 2 * radius + 1, x.shape[dim]
+    pad = [0, 0] * (x.dim() - 1 - dim % x.dim()) + [radius, radius]
+    m = F.pad(x, pad, value=float("-inf"))
+    p = 1
+    while 2 * p <= size:  # m[i] = max of p consecutive values from i
+        m = torch.maximum(m.narrow(dim, 0, m.shape[dim] - p), m.narrow(dim, p, m.shape[dim] - p))
+        p *= 2
+    return torch.maximum(m.narrow(dim, 0, n), m.narrow(dim, size - p, n))
+
+
+def _max_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Max over a ``(2 radius + 1)^2`` square, separably (rows, then columns); same size."""
+    if radius <= 0:
+        return x
+    return _running_max(_running_max(x, radius, -1), radius, -2)
+
+
+def _box_blur(x: torch.Tensor, radius: int) -> torch.Tensor:
+    k = 2 * radius + 1
+    x = F.avg_pool2d(x, (1, k), stride=1, padding=(0, radius), count_include_pad=False)
+    return F.avg_pool2d(x, (k, 1), stride=1, padding=(radius, 0), count_include_pad=False)
+
+
+def unreachable_mask(centre: torch.Tensor, neighbour: torch.Tensor, reach: int,
+                     tol: float = GUARD_TOL, feather: int = 2) -> torch.Tensor:
+    """``(b, c, h, w)`` centre and neighbour -> ``(b, 1, h, w)`` in [0, 1]: 1 where the centre's
+    pixel has no counterpart in the neighbour within ``reach`` pixels, dilated by ``feather``
+    pixels and feathered over as many (see the module doc)."""
+    c, n = centre.float(), neighbour.float()
+    hi = _max_filter(n, reach)
+    lo = -_max_filter(-n, reach)
+    excess = (F.relu(c - hi) + F.relu(lo - c)).amax(1, keepdim=True)
+    m = ((excess - tol) / tol).clamp_(0.0, 1.0)
+    return _box_blur(_max_filter(m, feather), feather)
+
+
+def motion_guard(x: torch.Tensor, *, radius: int = GUARD_RADIUS, tol: float = GUARD_TOL,
+                 inplace: bool = False) -> torch.Tensor:
+    """A window batch ``(b, t, c, h, w)`` -> the same with every neighbour's unreachable pixels
+    replaced by the centre frame's (:func:`unreachable_mask`); the centre frame is untouched.
+
+    The masks are computed at half resolution (2x2 means, half the reach, 1 px of feather) and
+    upsampled: they only mark regions wider than the reach, and this is 3x cheaper. One neighbour
+    at a time, so the extra memory is a few frames, not a window; ``inplace`` writes into ``x``
+    (a 4K float32 window is 0.7 GB) instead of a copy."""
+    b, t, c, h, w = x.shape
+    r = t // 2
+    small = F.avg_pool2d(x.reshape(b * t, c, h, w).float(), 2, ceil_mode=True)
+    small = small.reshape(b, t, c, *small.shape[-2:])
+    centre = x[:, r].float()
+    out = x if inplace else x.clone()
+    for k in range(t):
+        if k == r:
+            continue
+        reach = (radius * abs(k - r) + 1) // 2
+        m = unreachable_mask(small[:, r], small[:, k], reach, tol, feather=1)
+        m = F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
+        out[:, k] = torch.lerp(x[:, k].float(), centre, m).to(x.dtype)
+    return out
