@@ -58,3 +58,44 @@ def test_process_feeds_didnet_the_shot_mean_condition():
     for k in range(4, 7):  # a new mean starts at the cut
         torch.testing.assert_close(seen[k], torch.stack(conds[4 : k + 1]).mean(0))
     assert not torch.equal(conds[0], conds[1])  # the per-window condition does vary
+
+
+def _levels(*levels: float) -> torch.Tensor:
+    """A window of flat frames at these levels, with a little texture: (1, t, 3, 8, 8)."""
+    torch.manual_seed(0)
+    t = len(levels)
+    return (torch.tensor(levels).view(1, t, 1, 1, 1) + 0.01 * torch.rand(1, t, 3, 8, 8)).clamp(0, 1)
+
+
+def test_clamp_to_shot_replicates_the_centre_shot_at_cuts():
+    from didtv.pipeline.runner import clamp_to_shot
+
+    x = _levels(0.1, 0.1, 0.1, 0.9, 0.9, 0.9, 0.9)  # the centre opens shot B
+    y = clamp_to_shot(x)
+    assert all(torch.equal(y[0, k], x[0, 3]) for k in range(3))
+    assert torch.equal(y[:, 3:], x[:, 3:])
+    x = _levels(0.2, 0.8, 0.8, 0.8, 0.8, 0.3, 0.3)  # cuts on both sides
+    y = clamp_to_shot(x)
+    assert torch.equal(y[0, 0], x[0, 1]) and torch.equal(y[0, 5], x[0, 4]) and torch.equal(y[0, 6], x[0, 4])
+    assert torch.equal(y[:, 1:5], x[:, 1:5])
+
+
+def test_clamp_to_shot_keeps_gradual_change_and_batches_apart():
+    from didtv.pipeline.runner import clamp_to_shot
+
+    fade = _levels(0.10, 0.13, 0.16, 0.19, 0.22, 0.25, 0.28)  # 0.03 per frame: one shot
+    assert torch.equal(clamp_to_shot(fade), fade)
+    cut = _levels(0.1, 0.1, 0.1, 0.1, 0.9, 0.9, 0.9)
+    y = clamp_to_shot(torch.cat([fade, cut]))
+    assert torch.equal(y[0], fade[0]) and torch.equal(y[1, 4], cut[0, 3])
+
+
+def test_first_frame_after_a_cut_sees_only_its_own_shot():
+    """The pipeline's window at a cut equals the window that stops there (edge replication)."""
+    torch.manual_seed(0)
+    net = load_model("tiny", pretrained=False)
+    rng = np.random.default_rng(0)
+    a = [np.clip(0.2 + rng.normal(0, 0.05, (3, 16, 16)), 0, 1).astype(np.float32) for _ in range(3)]
+    b = [np.clip(0.8 + rng.normal(0, 0.05, (3, 16, 16)), 0, 1).astype(np.float32) for _ in range(4)]
+    runner = Runner(net, device="cpu", motion_guard=False)
+    np.testing.assert_array_equal(runner.infer(a + b), runner.infer([b[0]] * 3 + b))
