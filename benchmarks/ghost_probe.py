@@ -42,8 +42,9 @@ def main() -> None:
     print(f"SDR input: band - clear = {(sdr[BAND_ROWS, COLS].mean() - sdr[CLEAR_ROWS, COLS].mean()) * 1023:+.1f} "
           "codes (8-bit signal scaled to 10-bit)")
     for name in args.model:
+        net = load_model(name)
         for guard in (False, True):
-            out = list(Runner(load_model(name), motion_guard=guard).process(frames))[FRAME].mean(0)
+            out = list(Runner(net, motion_guard=guard).process(frames))[FRAME].mean(0)
             depth = (out[BAND_ROWS, COLS].mean() - out[CLEAR_ROWS, COLS].mean()) * 1023
             print(f"{name}, motion guard {'on ' if guard else 'off'}: band - clear = {depth:+.1f} PQ codes")
 
