@@ -165,10 +165,13 @@ def format_tables(result: dict) -> str:
             lines.append(f"| {model} | {m['jitter']:.3f} | {_cell(m['ratio'], 2)} | {m['jitter_error']:.3f} |")
     if result.get("real_clips"):
         lines += ["\n### Flicker on real SDR clips (jitter of the mean PQ level, 10-bit codes per frame; "
-                  "ratio to BT.2408's mapping)\n", "| clip | frames | model | jitter | ratio |", "|---|---|---|---|---|"]
+                  "ratio to BT.2408's mapping; static curve: the jitter of the time-invariant mapping closest "
+                  "to the model's output, and the model's own ratio to it: <= 1 adds no flicker of its own)\n",
+                  "| clip | frames | model | jitter | ratio | static curve | own ratio |", "|---|---|---|---|---|---|---|"]
         for c in result["real_clips"]:
             for model, j in c["jitter"].items():
-                lines.append(f"| {Path(c['clip']).name} | {c['frames']} | {model} | {j:.3f} | {_cell(c['ratio'][model], 2)} |")
+                lines.append(f"| {Path(c['clip']).name} | {c['frames']} | {model} | {j:.3f} | {_cell(c['ratio'][model], 2)} "
+                             f"| {c['static_jitter'][model]:.3f} | {_cell(c['own_ratio'][model], 2)} |")
     return "\n".join(lines)
 
 

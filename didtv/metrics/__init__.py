@@ -3,6 +3,6 @@
 
 from didtv.metrics.basic import delta_e_itp, hf_psnr, psnr
 from didtv.metrics.structural import STRUCTURAL_METRICS, structural_scores
-from didtv.metrics.temporal import jitter, jitter_error, msrl_psnr
+from didtv.metrics.temporal import StaticCurve, jitter, jitter_error, msrl_psnr
 
-__all__ = ["psnr", "delta_e_itp", "hf_psnr", "structural_scores", "STRUCTURAL_METRICS", "jitter", "jitter_error", "msrl_psnr"]
+__all__ = ["psnr", "delta_e_itp", "hf_psnr", "structural_scores", "STRUCTURAL_METRICS", "jitter", "jitter_error", "msrl_psnr", "StaticCurve"]

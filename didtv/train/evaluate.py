@@ -108,7 +108,7 @@ def evaluate_flicker(models: Iterable[str], data_dir: str | Path, *, qps: Iterab
     means = {name: {m: _mean(v) for m, v in s.items()} for name, s in scores.items()}
     bt2408 = means["bt2408"]["jitter"]
     for m in means.values():
-        m["ratio"] = m["jitter"] / bt2408 if bt2408 > 0 else float("nan")
+        m["ratio"] = _ratio(m["jitter"], bt2408)
     return {"clips": len(clips), "frames": frames, "truth_jitter": _mean(truth), "models": means}
 
 
@@ -117,13 +117,16 @@ def evaluate_clips(models: Iterable[str], clips: Iterable[str | Path], *, frames
                    motion_guard: bool | None = None) -> list[dict]:
     """Real SDR clips (no ground truth): each model's brightness ``jitter`` over the first
     ``frames`` frames, and its ratio to the jitter of BT.2408's mapping of the same frames (a
-    static curve: it only follows the input's own changes). Ratio ~1: no flicker of its own."""
+    static curve: it only follows the input's own changes). Also ``static_jitter``: the jitter of
+    the static mapping closest to each model's output on the clip (:class:`StaticCurve`: the
+    model's own expansion, without any change over time), and ``own_ratio`` = jitter /
+    static_jitter: at or below 1 the model adds no flicker of its own."""
     import itertools
 
     from didtv.api import check_input
     from didtv.io.decode import FrameReader
     from didtv.io.probe import probe
-    from didtv.metrics import jitter
+    from didtv.metrics import StaticCurve, jitter
     from didtv.models.registry import load_model
     from didtv.pipeline.runner import Runner
 
@@ -135,14 +138,21 @@ def evaluate_clips(models: Iterable[str], clips: Iterable[str | Path], *, frames
         check_input(info)  # SDR video only: HDR code values read as SDR would mean nothing
         with FrameReader(info) as reader:
             sdr = list(itertools.islice(reader, frames))
-        scores = {}
+        scores, static = {}, {}
         for name, runner in runners.items():
             if on_model:
                 on_model(str(path), name)
-            scores[name] = jitter([float(np.clip(o, 0, 1).mean()) for o in runner.process(sdr)])
+            fit, means = StaticCurve(), []
+            for frame, o in zip(sdr, runner.process(sdr)):
+                o = np.clip(o, 0, 1)
+                means.append(float(o.mean()))
+                fit.add(frame, o)
+            scores[name] = jitter(means)
+            static[name] = jitter(fit.frame_means(sdr))
         out.append({"clip": str(path), "frames": len(sdr), "jitter": scores,
-                    "ratio": {n: scores[n] / scores["bt2408"] if scores["bt2408"] > 0 else float("nan")
-                              for n in names}})
+                    "ratio": {n: _ratio(scores[n], scores["bt2408"]) for n in names},
+                    "static_jitter": static,
+                    "own_ratio": {n: _ratio(scores[n], static[n]) for n in names}})
     return out
 
 
@@ -160,6 +170,10 @@ def summarise(rows: list[dict]) -> dict:
     return {"groups": out}
 
 
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else float("nan")
 
 
 def _mean(values: list[float]) -> float:

@@ -24,6 +24,11 @@ def test_eval_clip_reports_jitter_and_ratio_to_bt2408():
     assert clip["frames"] == 8 and set(clip["jitter"]) == {"bt2446a", "bt2408"}
     assert clip["jitter"]["bt2408"] > 0 and clip["ratio"]["bt2408"] == pytest.approx(1.0)
     assert clip["ratio"]["bt2446a"] == pytest.approx(clip["jitter"]["bt2446a"] / clip["jitter"]["bt2408"])
+    # both are global curves: the static mapping fitted to their output reproduces their jitter
+    for name in ("bt2446a", "bt2408"):
+        assert clip["static_jitter"][name] > 0
+        assert clip["own_ratio"][name] == pytest.approx(clip["jitter"][name] / clip["static_jitter"][name])
+        assert clip["own_ratio"][name] == pytest.approx(1.0, abs=0.05)
 
 
 def test_eval_clip_table():
@@ -32,6 +37,7 @@ def test_eval_clip_table():
     assert "### Flicker on real SDR clips" in res.output
     assert "didtv: bikes-sample.mp4: bt2408" in res.output  # progress, one line per clip and model
     assert "| bikes-sample.mp4 | 3 | bt2408 |" in res.output and "| 1.00 |" in res.output
+    assert "| static curve | own ratio |" in res.output
 
 
 def test_eval_clip_that_is_not_a_video(tmp_path):

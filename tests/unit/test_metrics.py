@@ -125,3 +125,60 @@ def test_jitter_error_by_hand():
     assert jitter_error([0.1], [0.2]) == 0.0
     with pytest.raises(ValueError):
         jitter_error([0.0, 0.1], [0.0])
+
+
+def _drifting_clip(frames=12, size=48, seed=0):
+    """SDR frames of 8-bit codes: smooth gradients (as real pictures, each colour cell gets
+    samples from many frames) whose brightness drifts and wobbles over time."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0.05, 0.9, size)
+    base = np.stack([np.broadcast_to(ramp, (size, size)), np.broadcast_to(ramp[:, None], (size, size)),
+                     np.full((size, size), 0.4)])
+    clip = []
+    for t in range(frames):
+        level = 0.01 * t + 0.01 * np.sin(1.7 * t)
+        clip.append(np.round(np.clip(base * (0.8 + level) + 0.004 * rng.standard_normal(base.shape), 0, 1) * 255) / 255)
+    return clip
+
+
+def _global(sdr, gamma):
+    """A global curve with a luminance term (not per-channel separable)."""
+    y = 0.2627 * sdr[0] + 0.678 * sdr[1] + 0.0593 * sdr[2]
+    return np.clip(sdr ** gamma * (0.6 + 0.4 * y), 0, 1)
+
+
+def _own_ratio(sdr, out):
+    from didtv.metrics import StaticCurve, jitter
+
+    fit = StaticCurve()
+    for s, o in zip(sdr, out):
+        fit.add(s, o)
+    return jitter([float(o.mean()) for o in out]) / jitter(fit.frame_means(sdr))
+
+
+def test_static_curve_reproduces_a_global_mapping():
+    from didtv.metrics import jitter
+
+    sdr = _drifting_clip()
+    gentle = [_global(f, 1.0) for f in sdr]
+    steep = [_global(f, 2.4) * 1.6 for f in sdr]
+    # the steeper curve jitters more, and neither adds flicker of its own
+    assert jitter([o.mean() for o in steep]) > 1.2 * jitter([o.mean() for o in gentle])
+    assert _own_ratio(sdr, gentle) == pytest.approx(1.0, abs=0.02)
+    assert _own_ratio(sdr, steep) == pytest.approx(1.0, abs=0.02)
+
+
+def test_static_curve_sees_flicker_of_its_own():
+    sdr = _drifting_clip()
+    flicker = [_global(f, 1.0) * (1 + 0.03 * (-1) ** t) for t, f in enumerate(sdr)]
+    assert _own_ratio(sdr, flicker) > 1.5
+    # and an output steadier than any static curve of its input comes out below 1
+    steady = [_global(sdr[0], 1.0) * (1 + 0.001 * t) for t in range(len(sdr))]
+    assert _own_ratio(sdr, steady) < 0.5
+
+
+def test_static_curve_refuses_mismatched_sizes():
+    from didtv.metrics import StaticCurve
+
+    with pytest.raises(ValueError):
+        StaticCurve().add(np.zeros((3, 8, 8)), np.zeros((3, 8, 6)))
