@@ -70,10 +70,10 @@ def jitter_error(frame_means: Sequence[float], truth_means: Sequence[float]) -> 
 class StaticCurve:
     """Fit the closest static mapping of input to output over a clip, one frame pair at a time.
 
-    ``add(sdr, out)`` for every frame (both ``(3, h, w)`` in [0, 1]), then
-    ``frame_means(sdr_frames)``: each frame's mean PQ value under that mapping, for
-    :func:`jitter`. Cells with few samples reproduce the output itself, so the fit errs towards
-    the model's own jitter, never away from it.
+    ``add(sdr, out)`` for every frame (both ``(3, h, w)`` in [0, 1]), then ``frame_means()``:
+    each added frame's mean PQ value under that mapping, for :func:`jitter`. Each frame keeps
+    only its histogram of colour cells. Cells with few samples reproduce the output itself, so
+    the fit errs towards the model's own jitter, never away from it.
     """
 
     def __init__(self, levels: int = STATIC_LEVELS) -> None:
@@ -81,6 +81,7 @@ class StaticCurve:
         cells = self.levels ** 3
         self._sum = np.zeros((3, cells), np.float64)
         self._count = np.zeros(cells, np.int64)
+        self._frames: list[tuple[np.ndarray, np.ndarray]] = []  # (cells used, their pixel counts)
 
     def _cells(self, sdr: np.ndarray) -> np.ndarray:
         q = np.clip((np.asarray(sdr, np.float64) * self.levels).astype(np.int64), 0, self.levels - 1)
@@ -91,10 +92,13 @@ class StaticCurve:
             raise ValueError(f"input {np.shape(sdr)} and output {np.shape(out)} differ in size")
         cells = self._cells(sdr)
         n = self._sum.shape[1]
-        self._count += np.bincount(cells, minlength=n)
+        hist = np.bincount(cells, minlength=n)
+        self._count += hist
         for c in range(3):
             self._sum[c] += np.bincount(cells, np.asarray(out[c], np.float64).ravel(), minlength=n)
+        used = np.flatnonzero(hist)
+        self._frames.append((used, hist[used]))
 
-    def frame_means(self, sdr_frames: Sequence[np.ndarray]) -> list[float]:
-        table = self._sum / np.maximum(self._count, 1)
-        return [float(table[:, self._cells(f)].mean()) for f in sdr_frames]
+    def frame_means(self) -> list[float]:
+        table = (self._sum / np.maximum(self._count, 1)).mean(axis=0)  # mean over the channels
+        return [float(table[used] @ counts / counts.sum()) for used, counts in self._frames]

@@ -148,7 +148,7 @@ def evaluate_clips(models: Iterable[str], clips: Iterable[str | Path], *, frames
                 means.append(float(o.mean()))
                 fit.add(frame, o)
             scores[name] = jitter(means)
-            static[name] = jitter(fit.frame_means(sdr))
+            static[name] = jitter(fit.frame_means())
         out.append({"clip": str(path), "frames": len(sdr), "jitter": scores,
                     "ratio": {n: _ratio(scores[n], scores["bt2408"]) for n in names},
                     "static_jitter": static,

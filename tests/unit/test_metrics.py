@@ -153,7 +153,7 @@ def _own_ratio(sdr, out):
     fit = StaticCurve()
     for s, o in zip(sdr, out):
         fit.add(s, o)
-    return jitter([float(o.mean()) for o in out]) / jitter(fit.frame_means(sdr))
+    return jitter([float(o.mean()) for o in out]) / jitter(fit.frame_means())
 
 
 def test_static_curve_reproduces_a_global_mapping():
