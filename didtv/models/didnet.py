@@ -32,6 +32,15 @@ code values, no saturation curve bending the mid-tones) and the backward pass is
 a pixel outside [0, 1] still gets the gradient that moves it back in. Both outputs are float32,
 also under bfloat16/float16: bfloat16 has 8 significant bits, too few for 10-bit PQ.
 
+The global path (ConditionNet, the condition -> (alpha, beta, gamma) heads, the blend gate) also
+runs in float32 with autocast off, whatever the precision of the rest: it is cheap (a 64x64
+thumbnail and a few small linear maps), and it is one value per shot that modulates every pixel.
+In bfloat16, ``1 + alpha`` moves in steps of 1/256 and the runner's running mean of the condition
+in steps of 1/256 of its size, so a slowly drifting shot mean changed whole channels at once:
+Full's frame-mean output on vtest.avi wandered by 0.10 10-bit codes from frame to frame against
+float32's (0.017 with this path in float32) and its jitter rose 15% (docs/training.md, "Precision
+and flicker").
+
 Training loss (Eq. 3, 6): ``0.8 * |H^ - H|_1 + 0.2 * |S^ - S|_1``.
 """
 
@@ -276,11 +285,18 @@ class DIDNet(nn.Module):
         the tone mapping steady from frame to frame and identical across tiles.
         """
         self._check(frames)
-        return self.condition(frames)
+        return self._condition(frames)
+
+    def _condition(self, frames: torch.Tensor) -> torch.Tensor:
+        """ConditionNet in float32, autocast off (module docstring: the global path)."""
+        with torch.autocast(frames.device.type, enabled=False):
+            return self.condition(frames.float())
 
     def modulation_vectors(self, cond: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """``(b, cond_size)`` -> per DMC layer ``(alpha, beta, gamma)``; alpha, gamma around 1."""
-        params = self.heads(cond)
+        """``(b, cond_size)`` -> per DMC layer ``(alpha, beta, gamma)``; alpha, gamma around 1;
+        float32, autocast off (module docstring: the global path)."""
+        with torch.autocast(cond.device.type, enabled=False):
+            params = self.heads(cond.float())
         out, start = [], 0
         for layer in self.dmc:
             co, ci = layer.out_channels, layer.in_channels
@@ -311,7 +327,7 @@ class DIDNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         self._check(frames)
         if cond is None:
-            cond = self.condition(frames)
+            cond = self._condition(frames)
         elif tuple(cond.shape) != (frames.shape[0], self.cond_size):
             raise ValueError(f"cond must be (b={frames.shape[0]}, {self.cond_size}), got {tuple(cond.shape)}")
         centre = frames[:, WINDOW // 2]

@@ -367,6 +367,8 @@ class ShotCondition:
             self._sum, self._count = None, 0
             self.shots += 1
         self._thumb = thumb
-        self._sum = cond.clone() if self._sum is None else self._sum + cond
+        # float64: a float32 (or bfloat16) running sum rounds in steps that grow with the shot
+        cond64 = cond.detach().double()
+        self._sum = cond64 if self._sum is None else self._sum + cond64
         self._count += 1
-        return self._sum / self._count
+        return (self._sum / self._count).to(cond.dtype)

@@ -378,3 +378,21 @@ def test_a_weights_file_older_than_a_hyperparameter_matches_its_default(tiny, tm
     else:
         with pytest.raises(ModelError, match="was built as"):
             registry.load_model("tiny")
+
+
+def test_the_global_path_stays_float32_under_bfloat16_autocast(tiny):
+    """The condition and the DMC modulation are one value per shot that scales every pixel: in
+    bfloat16 ``1 + alpha`` moves in steps of 1/256 (docs/training.md, "Precision and flicker")."""
+    frames = _frames()
+    with torch.no_grad():
+        cond32 = tiny.condition_vector(frames)
+        mods32 = tiny.modulation_vectors(cond32)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            cond = tiny.condition_vector(frames)
+            mods = tiny.modulation_vectors(cond)
+            hdr, _ = tiny(frames)
+    assert cond.dtype == torch.float32 and torch.equal(cond, cond32)
+    for got, want in zip(mods, mods32):
+        for g, w in zip(got, want):
+            assert g.dtype == torch.float32 and torch.equal(g, w)
+    assert hdr.dtype == torch.float32

@@ -32,6 +32,19 @@ def test_shot_condition_is_a_running_mean_reset_at_cuts():
     assert shot.shots == 2
 
 
+def test_shot_condition_mean_does_not_drift_with_the_shot_length():
+    """The running mean is the exact mean rounded once (a float32 running sum drifts by ulps of
+    the sum, which grow with the shot, and a bfloat16 one by 1/256 of it)."""
+    rng = np.random.default_rng(0)
+    values = 0.3 + 1e-3 * rng.standard_normal((3000, 1, 4))
+    shot, frame = ShotCondition(), np.zeros((3, 8, 8), np.float32)
+    for k in range(len(values)):
+        got = shot.update(torch.tensor(values[k], dtype=torch.float32), frame)
+        want = torch.tensor(values[: k + 1].astype(np.float32).astype(np.float64).mean(0)).float()
+        assert got.dtype == torch.float32
+        assert torch.equal(got, want), k
+
+
 def test_process_feeds_didnet_the_shot_mean_condition():
     torch.manual_seed(0)
     net = load_model("tiny", pretrained=False)
