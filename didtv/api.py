@@ -201,15 +201,16 @@ def convert(
     tile: int | str | None = None,
     batch_size: int | None = None,
     motion_guard: bool | None = None,
+    torch_compile: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> ConvertResult:
     """Convert one SDR video to HDR10.
 
     ``preset`` is a :class:`Preset` or a preset name/path (default ``hdr10-1000``); ``model``
     overrides the preset's model (a registered name or a ``.safetensors`` path).
-    ``device``/``precision``/``tile``/``batch_size``/``motion_guard`` go to
+    ``device``/``precision``/``tile``/``batch_size``/``motion_guard``/``torch_compile`` go to
     :class:`~didtv.pipeline.runner.Runner` (defaults: CUDA when present, ``auto`` precision and
-    tiling, 1 window per pass on CPU, the Runner's motion guard setting).
+    tiling, 1 window per pass on CPU, the Runner's motion guard setting, no torch.compile).
     Decoding, the model and encoding run concurrently (:func:`~didtv.pipeline.stages.run_stages`);
     ``on_progress`` gets per-stage throughput. The output is
     written to a hidden temporary file next to ``dst`` and renamed only when complete; on any
@@ -236,7 +237,7 @@ def convert(
     # when weights are missing or bad.
     model_name, net = load_preset_model(preset, model)
     runner = Runner(net, device=device, precision=precision, tile=tile, batch=batch_size,
-                    motion_guard=motion_guard)
+                    motion_guard=motion_guard, torch_compile=torch_compile)
     # Every video packet's pts, in one demux pass: their number is the exact frame count (the
     # same as `ffprobe -count_packets`), their spacing tells whether to re-time (VFR).
     pts, time_base, ts_start = frame_timestamps(info)

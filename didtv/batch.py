@@ -478,6 +478,7 @@ def convert_batch(
     tile: int | str | None = None,
     batch_size: int | None = None,
     motion_guard: bool | None = None,
+    torch_compile: bool = False,
     verify: str = "quick",
     report_path: str | os.PathLike | None = None,
     on_event: Callable[[BatchEvent], None] | None = None,
@@ -485,7 +486,8 @@ def convert_batch(
 ) -> BatchReport:
     """Convert every video under ``in_dir`` into ``out_dir`` (see the module docstring).
 
-    ``preset``/``model``/``force``/``device``/``precision``/``tile``/``batch_size``/``motion_guard``: as for
+    ``preset``/``model``/``force``/``device``/``precision``/``tile``/``batch_size``/``motion_guard``/
+    ``torch_compile``: as for
     :func:`didtv.api.convert`.
     ``container``: "mkv" or "mp4". ``jobs``: files converted at once (threads; each runs its
     own FFmpeg processes). ``overwrite``: convert again even when an output verifies.
@@ -559,7 +561,8 @@ def convert_batch(
     def process(item: BatchItem) -> None:
         _process(item, out_dir=out_dir, preset=preset, model_name=model_name, overwrite=overwrite,
                  force=force, run={"device": device, "precision": precision, "tile": tile,
-                                   "batch_size": batch_size, "motion_guard": motion_guard},
+                                   "batch_size": batch_size, "motion_guard": motion_guard,
+                                   "torch_compile": torch_compile},
                  full=verify == "full", stop=stop, emit=emit)
         save()
 

@@ -166,7 +166,8 @@ def _frames_of(source: Path, size, count: int):
     return frames
 
 
-def _network(size, frames, model, device, precision, threads, tile, batch_size, source, **_) -> dict:
+def _network(size, frames, model, device, precision, threads, tile, batch_size, source, torch_compile,
+             **_) -> dict:
     import torch
 
     from didtv.models.registry import load_model
@@ -175,14 +176,17 @@ def _network(size, frames, model, device, precision, threads, tile, batch_size, 
 
     torch.set_num_threads(threads)
     net = load_model(model)
-    runner = Runner(net, device=device, precision=precision, tile=tile, batch=batch_size)
+    runner = Runner(net, device=device, precision=precision, tile=tile, batch=batch_size,
+                    torch_compile=torch_compile)
     decoded = _frames_of(source, size, frames)
     tensors = [torch.from_numpy(f).to(runner.device) for f in decoded]
     windows = list(sliding_windows(tensors, runner.spec.window))
     w, h = size
     batch = runner.batch_for(h, w)
-    runner.infer_batch(windows[:batch])  # warm-up (allocations, cuDNN choices)
+    t0 = time.perf_counter()
+    runner.infer_batch(windows[:batch])  # warm-up (allocations, cuDNN choices, torch.compile)
     _sync(runner.device)
+    warmup = time.perf_counter() - t0
     t0 = time.perf_counter()
     for i in range(0, len(windows), batch):
         runner.infer_batch(windows[i:i + batch])
@@ -193,7 +197,8 @@ def _network(size, frames, model, device, precision, threads, tile, batch_size, 
     ph, pw = h + (-h) % m, w + (-w) % m
     result = {"fps": fps, "megapixels_per_s": fps * w * h / 1e6, "frames": len(windows),
               "batch": batch, "tile": runner.tile_for(ph, pw),
-              "device": str(runner.device), "precision": runner.precision}
+              "device": str(runner.device), "precision": runner.precision,
+              "torch_compile": runner.torch_compile, "warmup_s": warmup}
     flops = getattr(net, "flops", None)
     if callable(flops):
         result["gflops_per_frame"] = flops(ph, pw)["total"] / 1e9
@@ -244,7 +249,7 @@ def _encode(size, frames, source, preset, workdir, **_) -> dict:
 
 
 def _pipeline(size, frames, model, device, precision, threads, tile, batch_size, source, preset,
-              workdir, **_) -> dict:
+              workdir, torch_compile, **_) -> dict:
     import torch
 
     from didtv.api import convert
@@ -253,7 +258,7 @@ def _pipeline(size, frames, model, device, precision, threads, tile, batch_size,
     out = Path(workdir) / "pipeline.mkv"
     t0 = time.perf_counter()
     result = convert(source, out, preset=preset, model=model, overwrite=True, device=device,
-                     precision=precision, tile=tile, batch_size=batch_size)
+                     precision=precision, tile=tile, batch_size=batch_size, torch_compile=torch_compile)
     seconds = time.perf_counter() - t0
     stages = result.stages
     return {"fps": result.frames / seconds, "frames": result.frames,
@@ -277,7 +282,7 @@ def _run_part(part: str, kwargs: dict) -> dict:
 def bench(*, model: str = "tiny", size: tuple[int, int] = (960, 540), frames: int = 24,
           device: str | None = None, precision: str | None = None, tile=None,
           batch_size: int | None = None, preset: str = "hdr10-1000", threads: int | None = None,
-          untrained: bool = False, parts: tuple[str, ...] = PARTS,
+          untrained: bool = False, torch_compile: bool = False, parts: tuple[str, ...] = PARTS,
           on_part: Callable[[str, dict], None] | None = None) -> dict:
     """Measure ``parts`` (each in a fresh process) and return them with the summary:
     ``bottleneck`` (the slowest of network/decode/encode), ``efficiency`` and
@@ -285,7 +290,9 @@ def bench(*, model: str = "tiny", size: tuple[int, int] = (960, 540), frames: in
 
     ``untrained``: time ``model``'s architecture with random weights (for a model with no
     shipped weights, e.g. Full). Its offset predictor starts at zero, so the deformable sampling
-    reads neighbouring pixels and is somewhat faster than with trained weights."""
+    reads neighbouring pixels and is somewhat faster than with trained weights.
+    ``torch_compile``: as for :class:`~didtv.pipeline.runner.Runner`; the network part's warm-up
+    window (``warmup_s``) pays the compilation, the pipeline part's times include it."""
     from didtv.io.ffmpeg import check_ffmpeg
 
     unknown = [p for p in parts if p not in PARTS]
@@ -295,7 +302,7 @@ def bench(*, model: str = "tiny", size: tuple[int, int] = (960, 540), frames: in
         raise UsageError(f"frames must be >= 1, got {frames}")
     check_ffmpeg()
     threads = threads or (os.cpu_count() or 1)
-    report: dict = {"model": model, "untrained": untrained, "size": f"{size[0]}x{size[1]}",
+    report: dict = {"model": model, "untrained": untrained, "torch_compile": torch_compile, "size": f"{size[0]}x{size[1]}",
                     "frames": frames, "preset": preset, "threads": threads, "machine": machine(),
                     "date": time.strftime("%Y-%m-%d"), "parts": {}}
     with tempfile.TemporaryDirectory(prefix="didtv-bench-") as workdir:
@@ -304,7 +311,7 @@ def bench(*, model: str = "tiny", size: tuple[int, int] = (960, 540), frames: in
             model = str(_random_weights(model, Path(workdir)))
         kwargs = {"size": size, "frames": frames, "model": model, "device": device,
                   "precision": precision, "tile": tile, "batch_size": batch_size, "preset": preset,
-                  "threads": threads, "source": source, "workdir": workdir}
+                  "threads": threads, "source": source, "workdir": workdir, "torch_compile": torch_compile}
         ctx = get_context("spawn")
         for part in parts:
             with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:

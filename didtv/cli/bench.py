@@ -28,9 +28,12 @@ def _fmt_flops(v: float | None) -> str:
               help="Measure only these parts (repeatable). Default: all.")
 @click.option("--untrained", is_flag=True,
               help="Time the model's architecture with random weights (e.g. Full, which has none shipped).")
+@click.option("--compile", "torch_compile", is_flag=True,
+              help="Run the network through torch.compile (as convert --compile).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @handle_errors
-def command(model, size, frames, device, precision, tile, batch_size, preset, parts, untrained, as_json):
+def command(model, size, frames, device, precision, tile, batch_size, preset, parts, untrained, torch_compile,
+            as_json):
     """Measure the reference convolution, the network alone, decode alone, encode alone and the
     whole convert pipeline; print the bottleneck and the pipeline's efficiency.
 
@@ -48,7 +51,7 @@ def command(model, size, frames, device, precision, tile, batch_size, preset, pa
 
     report = bench(model=model, size=parse_size(size), frames=frames, device=device, precision=precision,
                    tile=parse_tile(tile), batch_size=batch_size, preset=preset, untrained=untrained,
-                   parts=tuple(parts) or PARTS, on_part=progress)
+                   torch_compile=torch_compile, parts=tuple(parts) or PARTS, on_part=progress)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -80,6 +83,8 @@ def _print(report: dict) -> None:
         fps = r["fps"]
         if name == "pipeline":
             notes.append(f"streaming {r['streaming_fps']:.2f} fps; bottleneck {r['stages']['bottleneck']}")
+        if name == "network" and r.get("torch_compile"):
+            notes.append(f"torch.compile (first window {r['warmup_s']:.0f} s)")
         if name == "network" and r.get("tile"):
             notes.append(f"tiles of {r['tile']}")
         if name == "encode":

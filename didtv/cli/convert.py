@@ -109,6 +109,9 @@ def _progress_renderer(quiet: bool):
 @click.option("--motion-guard/--no-motion-guard", default=None,
               help="Learned models: leave neighbour pixels that moved beyond reach out of each 7-frame "
                    "window (no ghosts of fast motion). Default: on.")
+@click.option("--compile", "torch_compile", is_flag=True,
+              help="Learned models: run the network through torch.compile (the first window compiles, "
+                   "about a minute on CPU). Faster for Full and for fp32 on CPU; see docs/benchmarks.md.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every FFmpeg/mkvtoolnix command line as it starts.")
 @click.option("--recursive", "-r", is_flag=True, default=None, help="Folders: include subfolders (mirrored in DST).")
@@ -121,7 +124,7 @@ def _progress_renderer(quiet: bool):
               help="Folders: how existing outputs are checked before being skipped. Default: quick.")
 @handle_errors
 def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, force, device, precision,
-            tile, batch_size, motion_guard, quiet, verbose, recursive, container, jobs, report_path, verify):
+            tile, batch_size, motion_guard, torch_compile, quiet, verbose, recursive, container, jobs, report_path, verify):
     """Convert SRC (8- or 10-bit BT.709 SDR) to DST (.mkv or .mp4): 10-bit BT.2020 PQ HEVC with
     HDR10 metadata (mastering display; MaxCLL/MaxFALL measured from the written frames).
 
@@ -157,7 +160,7 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--tile") from None
     run = {"device": device, "precision": precision, "tile": tile, "batch_size": batch_size,
-           "motion_guard": motion_guard}
+           "motion_guard": motion_guard, "torch_compile": torch_compile}
     chosen = load_preset(preset).with_overrides(model=model, crf=crf, x265_preset=x265_preset,
                                                 lossless=lossless)
     with signals_as_interrupts() as sig:

@@ -47,6 +47,11 @@ def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
+# Left out of torch.compile graphs (Runner(torch_compile=True)): dynamo would unroll the loop over
+# row chunks, one copy per chunk (about 100 at 1080p), and that compiled for minutes and ran
+# slower than eager; with the DCN left eager, the rest of DIDNet compiles in about 20 s and runs
+# 1.5-2x faster (docs/benchmarks.md, "torch.compile"). No effect without torch.compile.
+@torch.compiler.disable
 def deform_conv2d_torch(
     x: torch.Tensor,
     offset: torch.Tensor,

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from didtv.errors import UsageError
+from didtv.errors import ModelError, UsageError
 from didtv.models.spec import ModelSpec
 from didtv.pipeline.guard import motion_guard
 from didtv.pipeline.window import sliding_windows
@@ -102,11 +102,17 @@ class Runner:
             centre frame's before the model sees the window (didtv.pipeline.guard): no ghosts of
             fast motion; the condition vector is computed from the guarded window too. Only for
             models with a window of more than one frame. ``None``: :data:`MOTION_GUARD`.
+        torch_compile: run a learned model's forward pass through ``torch.compile`` (inductor,
+            one graph per window shape; the first window pays the compilation, about a minute on
+            2 CPU cores, cached on disk after that). Whole frames only: tiled frames and analytic
+            models run as they are. Faster for DIDNet Full and for float32 on CPU, slower for Tiny
+            in bfloat16 (docs/benchmarks.md, "torch.compile"); off by default.
     """
 
     def __init__(self, model: torch.nn.Module, *, device: str | torch.device | None = None,
                  precision: str | None = None, batch: int | None = None,
-                 tile: int | str | None = None, motion_guard: bool | None = None) -> None:
+                 tile: int | str | None = None, motion_guard: bool | None = None,
+                 torch_compile: bool = False) -> None:
         self.spec: ModelSpec = model.spec
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         self.precision = resolve_precision(precision, self.device, self.spec)
@@ -120,6 +126,8 @@ class Runner:
         self.tiles_run = 0  # tiles computed so far (1 per window when untiled)
         guard = MOTION_GUARD if motion_guard is None else bool(motion_guard)
         self.motion_guard = guard and self.spec.window > 1
+        self.torch_compile = bool(torch_compile) and self.spec.learned
+        self._compiled = torch.compile(self.model, dynamic=False) if self.torch_compile else None
 
     # -- sizes ----------------------------------------------------------------------------------
 
@@ -220,7 +228,17 @@ class Runner:
         return y
 
     def _forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        y = self.model(x) if cond is None else self.model(x, cond)
+        if self._compiled is None:
+            y = self.model(x) if cond is None else self.model(x, cond)
+        else:
+            from torch._dynamo.exc import TorchDynamoException
+
+            try:
+                y = self._compiled(x) if cond is None else self._compiled(x, cond)
+            except TorchDynamoException as exc:  # compiling failed (e.g. no C++ compiler)
+                first = (str(exc).strip().splitlines() or [""])[0][:200]
+                raise ModelError(f"torch.compile failed ({type(exc).__name__}: {first}); "
+                                 "run without --compile") from None
         if isinstance(y, (tuple, list)):
             y = y[0]
         return y

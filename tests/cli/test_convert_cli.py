@@ -48,6 +48,24 @@ def test_convert_passes_the_motion_guard_switch(tmp_path, monkeypatch, flag, exp
     assert seen == [expected]
 
 
+@pytest.mark.parametrize("flag, expected", [([], False), (["--compile"], True)])
+def test_convert_passes_the_compile_switch(tmp_path, monkeypatch, flag, expected):
+    from didtv.pipeline import runner
+
+    seen = []
+
+    class Recording(runner.Runner):
+        def __init__(self, *args, torch_compile=False, **kwargs):
+            seen.append(torch_compile)
+            super().__init__(*args, torch_compile=torch_compile, **kwargs)
+
+    monkeypatch.setattr(runner, "Runner", Recording)
+    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=3)
+    res = _run("convert", str(src), str(tmp_path / "out.mkv"), "--model", "bt2408",
+               "--x265-preset", "ultrafast", "--quiet", *flag)
+    assert res.exit_code == 0, res.output
+    assert seen == [expected]
+
 def test_convert_reports_result_and_progress_lines(tmp_path):
     src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=5)
     res = _run("convert", str(src), str(tmp_path / "out.mp4"), "--model", "bt2446a", "--crf", "20")

@@ -1,4 +1,7 @@
+import shutil
+
 import numpy as np
+import pytest
 import torch
 
 from didtv.models.registry import load_model
@@ -112,3 +115,41 @@ def test_first_frame_after_a_cut_sees_only_its_own_shot():
     b = [np.clip(0.8 + rng.normal(0, 0.05, (3, 16, 16)), 0, 1).astype(np.float32) for _ in range(4)]
     runner = Runner(net, device="cpu", motion_guard=False)
     np.testing.assert_array_equal(runner.infer(a + b), runner.infer([b[0]] * 3 + b))
+
+
+def _clip(n=8, size=(16, 24)):
+    rng = np.random.default_rng(1)
+    return [np.clip(0.4 + rng.normal(0, 0.1, (3, *size)), 0, 1).astype(np.float32) for _ in range(n)]
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile (inductor) needs a C++ compiler on the CPU")
+def test_compiled_runner_gives_the_eager_output():
+    """A real inductor compilation of DIDNet (about a minute on 2 cores, once per checkout)."""
+    torch.manual_seed(0)
+    net = load_model("tiny", pretrained=False)
+    frames = _clip()
+    eager = list(Runner(net, device="cpu", precision="fp32").process(frames))
+    runner = Runner(net, device="cpu", precision="fp32", torch_compile=True)
+    assert runner.torch_compile
+    compiled = list(runner.process(frames))
+    for a, b in zip(eager, compiled):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_torch_compile_is_for_learned_models_only():
+    assert not Runner(load_model("bt2408"), device="cpu", torch_compile=True).torch_compile
+
+
+def test_a_failing_compilation_is_a_one_line_model_error():
+    from didtv.errors import ModelError
+
+    def broken_backend(gm, example_inputs):
+        raise RuntimeError("no C++ compiler\nsecond line")
+
+    torch.manual_seed(0)
+    runner = Runner(load_model("tiny", pretrained=False), device="cpu", precision="fp32", torch_compile=True)
+    runner._compiled = torch.compile(runner.model, backend=broken_backend, dynamic=False)
+    with pytest.raises(ModelError, match="torch.compile failed .*run without --compile") as err:
+        list(runner.process(_clip(3)))
+    assert "\n" not in str(err.value)
