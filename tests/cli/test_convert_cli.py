@@ -29,16 +29,20 @@ def test_convert_writes_hdr10(tmp_path):
     assert probe(dst).hdr == HdrFormat.HDR10
 
 
-@pytest.mark.parametrize("flag, expected", [([], None), (["--motion-guard"], True), (["--no-motion-guard"], False)])
-def test_convert_passes_the_motion_guard_switch(tmp_path, monkeypatch, flag, expected):
+@pytest.mark.parametrize("switch, flag, expected", [
+    ("motion_guard", [], None), ("motion_guard", ["--motion-guard"], True),
+    ("motion_guard", ["--no-motion-guard"], False),
+    ("torch_compile", [], False), ("torch_compile", ["--compile"], True),
+])
+def test_convert_passes_runner_switches(tmp_path, monkeypatch, switch, flag, expected):
     from didtv.pipeline import runner
 
     seen = []
 
     class Recording(runner.Runner):
-        def __init__(self, *args, motion_guard=None, **kwargs):
-            seen.append(motion_guard)
-            super().__init__(*args, motion_guard=motion_guard, **kwargs)
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs[switch])
+            super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(runner, "Runner", Recording)
     src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=3)
@@ -47,24 +51,6 @@ def test_convert_passes_the_motion_guard_switch(tmp_path, monkeypatch, flag, exp
     assert res.exit_code == 0, res.output
     assert seen == [expected]
 
-
-@pytest.mark.parametrize("flag, expected", [([], False), (["--compile"], True)])
-def test_convert_passes_the_compile_switch(tmp_path, monkeypatch, flag, expected):
-    from didtv.pipeline import runner
-
-    seen = []
-
-    class Recording(runner.Runner):
-        def __init__(self, *args, torch_compile=False, **kwargs):
-            seen.append(torch_compile)
-            super().__init__(*args, torch_compile=torch_compile, **kwargs)
-
-    monkeypatch.setattr(runner, "Runner", Recording)
-    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=3)
-    res = _run("convert", str(src), str(tmp_path / "out.mkv"), "--model", "bt2408",
-               "--x265-preset", "ultrafast", "--quiet", *flag)
-    assert res.exit_code == 0, res.output
-    assert seen == [expected]
 
 def test_convert_reports_result_and_progress_lines(tmp_path):
     src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=5)
