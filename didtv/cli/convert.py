@@ -110,8 +110,8 @@ def _progress_renderer(quiet: bool):
               help="Learned models: leave neighbour pixels that moved beyond reach out of each 7-frame "
                    "window (no ghosts of fast motion). Default: on.")
 @click.option("--compile", "torch_compile", is_flag=True,
-              help="Learned models: run the network through torch.compile (the first window compiles, "
-                   "about a minute on CPU). Faster for Full and for fp32 on CPU; see docs/benchmarks.md.")
+              help="Learned models: run the network through torch.compile (the first window waits "
+                   "20-40 s for it on CPU), then 1.4-2x faster on CPU; see docs/benchmarks.md.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every FFmpeg/mkvtoolnix command line as it starts.")
 @click.option("--recursive", "-r", is_flag=True, default=None, help="Folders: include subfolders (mirrored in DST).")

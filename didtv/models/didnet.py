@@ -310,7 +310,8 @@ class DIDNet(nn.Module):
         base), or None for the plain BT.2408 base."""
         if self.blend is None:
             return None
-        return torch.sigmoid(BLEND_GAIN * self.blend(cond.float()).squeeze(1))
+        with torch.autocast(cond.device.type, enabled=False):  # the global path (module docstring)
+            return torch.sigmoid(BLEND_GAIN * self.blend(cond.float()).squeeze(1))
 
     def base_mapping(self, centre: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """The analytic HDR the residual is added to: ``(b, 3, h, w)`` SDR -> BT.2020 PQ, float32."""

@@ -103,10 +103,10 @@ class Runner:
             fast motion; the condition vector is computed from the guarded window too. Only for
             models with a window of more than one frame. ``None``: :data:`MOTION_GUARD`.
         torch_compile: run a learned model's forward pass through ``torch.compile`` (inductor,
-            one graph per window shape; the first window pays the compilation, about a minute on
-            2 CPU cores, cached on disk after that). Whole frames only: tiled frames and analytic
-            models run as they are. Faster for DIDNet Full and for float32 on CPU, slower for Tiny
-            in bfloat16 (docs/benchmarks.md, "torch.compile"); off by default.
+            one graph per window shape; the first window pays the compilation, 20-40 s on 2 CPU
+            cores, cached on disk after that). The deformable convolution stays eager (align.py).
+            Whole frames only: tiled frames and analytic models run as they are. 1.4-2x faster on
+            CPU (docs/benchmarks.md, "torch.compile"); off by default.
     """
 
     def __init__(self, model: torch.nn.Module, *, device: str | torch.device | None = None,

@@ -396,3 +396,15 @@ def test_the_global_path_stays_float32_under_bfloat16_autocast(tiny):
         for g, w in zip(got, want):
             assert g.dtype == torch.float32 and torch.equal(g, w)
     assert hdr.dtype == torch.float32
+
+
+def test_the_blend_gate_stays_float32_under_bfloat16_autocast():
+    _, blend = _blend_pair()
+    frames = _frames()
+    with torch.no_grad():
+        blend.blend.weight.normal_(0, 0.1)  # a gate that depends on the condition
+        cond = blend.condition_vector(frames)
+        want = blend.blend_weight(cond)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = blend.blend_weight(cond)
+    assert got.dtype == torch.float32 and torch.equal(got, want)
