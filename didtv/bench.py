@@ -6,7 +6,10 @@ Measured in one run, each part in its own fresh process (so its peak memory is i
   the chosen size: the practical roofline of this device for convolution-heavy networks.
 - ``network``: the model alone on windows of real frames (the bundled sample clip scaled to the
   size): frames/s, megapixels/s, achieved FLOP/s (the model's own FLOP count, docs/didnet.md)
-  and their ratio to the reference.
+  and their ratio to the reference. For that ratio the network part runs the reference
+  convolution itself after every batch, for as long as the batch took (``reference_flops_per_s``):
+  on a shared machine the speed drifts over minutes, and the separate part alone can differ by
+  25-45%. Its peak memory includes the reference's two 64-channel frames.
 - ``decode``: FFmpeg decoding to float R'G'B' (didtv.io.decode) alone.
 - ``encode``: x265 at the preset's settings (didtv.io.encode) alone.
 - ``pipeline``: ``didtv.api.convert`` end to end; ``streaming`` is its decode -> model -> encode
@@ -125,30 +128,50 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
+class ReferenceConv:
+    """The practical roofline: one 64->64 3x3 convolution, channels-last, in ``runner``'s device
+    and precision, on a frame of ``size``. ``run(seconds, at_least)`` convolves for about that
+    long and returns (convolutions, seconds)."""
+
+    def __init__(self, runner, size: tuple[int, int]) -> None:
+        import torch
+
+        from didtv.pipeline.runner import _DTYPES
+
+        w, h = size
+        self.runner = runner
+        self.conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(runner.device).to(memory_format=torch.channels_last)
+        self.x = torch.rand(1, 64, h, w, device=runner.device).contiguous(memory_format=torch.channels_last)
+        self.dtype = _DTYPES.get(runner.precision)
+        self.flops = 2 * 64 * 64 * 9 * h * w
+
+    def run(self, seconds: float, at_least: int = 1) -> tuple[int, float]:
+        import torch
+
+        device = self.runner.device
+        with torch.inference_mode(), torch.autocast(device.type, dtype=self.dtype or torch.float32,
+                                                    enabled=self.dtype is not None):
+            _sync(device)
+            reps, t0 = 0, time.perf_counter()
+            while reps < at_least or time.perf_counter() - t0 < seconds:
+                self.conv(self.x)
+                reps += 1
+            _sync(device)
+            return reps, time.perf_counter() - t0
+
+
 def _reference(size, frames, model, device, precision, threads, **_) -> dict:
     import torch
 
     from didtv.models.registry import load_model
-    from didtv.pipeline.runner import _DTYPES, Runner
+    from didtv.pipeline.runner import Runner
 
     torch.set_num_threads(threads)
     runner = Runner(load_model(model, pretrained=False), device=device, precision=precision)
-    w, h = size
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(runner.device).to(memory_format=torch.channels_last)
-    x = torch.rand(1, 64, h, w, device=runner.device).contiguous(memory_format=torch.channels_last)
-    dtype = _DTYPES.get(runner.precision)
-    flops = 2 * 64 * 64 * 9 * h * w
-    with torch.inference_mode(), torch.autocast(runner.device.type, dtype=dtype or torch.float32,
-                                                enabled=dtype is not None):
-        conv(x)
-        _sync(runner.device)
-        reps, t0 = 0, time.perf_counter()
-        while reps < 3 or time.perf_counter() - t0 < 2.0:
-            conv(x)
-            reps += 1
-        _sync(runner.device)
-        seconds = (time.perf_counter() - t0) / reps
-    return {"flops_per_s": flops / seconds, "seconds_per_conv": seconds,
+    ref = ReferenceConv(runner, size)
+    ref.run(0.0)  # warm-up
+    reps, seconds = ref.run(2.0, at_least=3)
+    return {"flops_per_s": ref.flops * reps / seconds, "seconds_per_conv": seconds / reps,
             "device": str(runner.device), "precision": runner.precision,
             "memory": _peak_memory(str(runner.device))}
 
@@ -187,11 +210,22 @@ def _network(size, frames, model, device, precision, threads, tile, batch_size, 
     runner.infer_batch(windows[:batch])  # warm-up (allocations, cuDNN choices, torch.compile)
     _sync(runner.device)
     warmup = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    flops = getattr(net, "flops", None)
+    # A model with a FLOP count gets the reference convolution interleaved: after every batch, as
+    # long as the batch took, so that the ratio compares the same minutes of a shared machine
+    # (a separate reference part caught one VM 25-45% slower than while the network ran).
+    ref = ReferenceConv(runner, size) if callable(flops) else None
+    if ref is not None:
+        ref.run(0.0)  # warm-up
+    seconds, ref_reps, ref_seconds = 0.0, 0, 0.0
     for i in range(0, len(windows), batch):
+        t0 = time.perf_counter()
         runner.infer_batch(windows[i:i + batch])
-    _sync(runner.device)
-    seconds = time.perf_counter() - t0
+        _sync(runner.device)
+        seconds += time.perf_counter() - t0
+        if ref is not None:
+            reps, rs = ref.run(time.perf_counter() - t0)
+            ref_reps, ref_seconds = ref_reps + reps, ref_seconds + rs
     fps = len(windows) / seconds
     m = runner.spec.multiple_of  # the model runs on frames padded to this multiple
     ph, pw = h + (-h) % m, w + (-w) % m
@@ -199,10 +233,10 @@ def _network(size, frames, model, device, precision, threads, tile, batch_size, 
               "batch": batch, "tile": runner.tile_for(ph, pw),
               "device": str(runner.device), "precision": runner.precision,
               "torch_compile": runner.torch_compile, "warmup_s": warmup}
-    flops = getattr(net, "flops", None)
-    if callable(flops):
+    if ref is not None:
         result["gflops_per_frame"] = flops(ph, pw)["total"] / 1e9
         result["flops_per_s"] = result["gflops_per_frame"] * 1e9 * fps
+        result["reference_flops_per_s"] = ref.flops * ref_reps / ref_seconds
     result["memory"] = _peak_memory(str(runner.device))
     return result
 
@@ -343,8 +377,12 @@ def summarise(parts: dict) -> dict:
         out["bottleneck"] = min(alone, key=alone.get)
         if "pipeline" in parts and len(alone) == 3:
             out["efficiency"] = parts["pipeline"]["streaming_fps"] / alone[out["bottleneck"]]
-    if "network" in parts and "reference" in parts and "flops_per_s" in parts["network"]:
-        out["network_vs_reference"] = parts["network"]["flops_per_s"] / parts["reference"]["flops_per_s"]
+    net = parts.get("network", {})
+    if "flops_per_s" in net:
+        # the reference measured between the network's own windows; else the separate part
+        ref = net.get("reference_flops_per_s") or parts.get("reference", {}).get("flops_per_s")
+        if ref:
+            out["network_vs_reference"] = net["flops_per_s"] / ref
     return out
 
 

@@ -37,6 +37,16 @@ def test_bench_table_for_an_untrained_model_part():
     assert "network achieved FLOP/s" in res.output and "(untrained)" in res.output
 
 
+def test_bench_network_part_measures_the_reference_between_its_windows():
+    res = CliRunner().invoke(cli, ["bench", "--model", "tiny", "--untrained", "--size", "32x32", "--frames", "3",
+                                   "--part", "network", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    net = report["parts"]["network"]
+    assert net["reference_flops_per_s"] > 0
+    assert abs(report["network_vs_reference"] - net["flops_per_s"] / net["reference_flops_per_s"]) < 1e-12
+
+
 def test_sizes_and_summary():
     assert parse_size("960x540") == (960, 540)
     for bad in ("960", "961x540", "8x8", "axb"):
@@ -50,3 +60,5 @@ def test_sizes_and_summary():
     s = summarise(parts)
     assert s["bottleneck"] == "network" and abs(s["efficiency"] - 0.9) < 1e-9
     assert abs(s["network_vs_reference"] - 0.5) < 1e-9
+    parts["network"]["reference_flops_per_s"] = 200e9  # measured between the network's windows
+    assert abs(summarise(parts)["network_vs_reference"] - 0.25) < 1e-9
