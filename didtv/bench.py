@@ -9,7 +9,8 @@ Measured in one run, each part in its own fresh process (so its peak memory is i
   and their ratio to the reference. For that ratio the network part runs the reference
   convolution itself after every batch, for as long as the batch took (``reference_flops_per_s``):
   on a shared machine the speed drifts over minutes, and the separate part alone can differ by
-  25-45%. Its peak memory includes the reference's two 64-channel frames.
+  25-45%. Its peak memory includes the reference's two 64-channel frames (of one tile when the
+  frames are tiled).
 - ``decode``: FFmpeg decoding to float R'G'B' (didtv.io.decode) alone.
 - ``encode``: x265 at the preset's settings (didtv.io.encode) alone.
 - ``pipeline``: ``didtv.api.convert`` end to end; ``streaming`` is its decode -> model -> encode
@@ -214,7 +215,12 @@ def _network(size, frames, model, device, precision, threads, tile, batch_size, 
     # A model with a FLOP count gets the reference convolution interleaved: after every batch, as
     # long as the batch took, so that the ratio compares the same minutes of a shared machine
     # (a separate reference part caught one VM 25-45% slower than while the network ran).
-    ref = ReferenceConv(runner, size) if callable(flops) else None
+    # Tiled frames: the reference on one tile (the size the model computes on), not on a 4K frame
+    # (two 64-channel 4K frames would add 4 GB to this part's memory).
+    m = runner.spec.multiple_of
+    ph, pw = h + (-h) % m, w + (-w) % m  # the model runs on frames padded to this multiple
+    tile = runner.tile_for(ph, pw)
+    ref = ReferenceConv(runner, (tile, tile) if tile else size) if callable(flops) else None
     if ref is not None:
         ref.run(0.0)  # warm-up
     seconds, ref_reps, ref_seconds = 0.0, 0, 0.0
@@ -227,10 +233,8 @@ def _network(size, frames, model, device, precision, threads, tile, batch_size, 
             reps, rs = ref.run(time.perf_counter() - t0)
             ref_reps, ref_seconds = ref_reps + reps, ref_seconds + rs
     fps = len(windows) / seconds
-    m = runner.spec.multiple_of  # the model runs on frames padded to this multiple
-    ph, pw = h + (-h) % m, w + (-w) % m
     result = {"fps": fps, "megapixels_per_s": fps * w * h / 1e6, "frames": len(windows),
-              "batch": batch, "tile": runner.tile_for(ph, pw),
+              "batch": batch, "tile": tile,
               "device": str(runner.device), "precision": runner.precision,
               "torch_compile": runner.torch_compile, "warmup_s": warmup}
     if ref is not None:

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from clips import requires_ffmpeg
+from clips import make_clip, requires_ffmpeg
 from didtv.bench import parse_size, summarise
 from didtv.cli.main import cli
 from didtv.errors import UsageError
@@ -62,3 +62,21 @@ def test_sizes_and_summary():
     assert abs(s["network_vs_reference"] - 0.5) < 1e-9
     parts["network"]["reference_flops_per_s"] = 200e9  # measured between the network's windows
     assert abs(summarise(parts)["network_vs_reference"] - 0.25) < 1e-9
+
+
+def test_tiled_frames_get_the_reference_on_one_tile(tmp_path, monkeypatch):
+    """A 4K reference would add two 64-channel 4K frames (4 GB) to the network part's memory."""
+    from didtv import bench
+
+    sizes = []
+    real = bench.ReferenceConv.__init__
+
+    def recording(self, runner, size):
+        sizes.append(size)
+        real(self, runner, size)
+
+    monkeypatch.setattr(bench.ReferenceConv, "__init__", recording)
+    r = bench._network(size=(64, 48), frames=3, model=str(bench._random_weights("tiny", tmp_path)),
+                       device="cpu", precision="fp32", threads=1, tile=32, batch_size=None,
+                       source=make_clip(tmp_path / "source.mp4", frames=3), torch_compile=False)
+    assert r["tile"] == 32 and sizes == [(32, 32)] and r["reference_flops_per_s"] > 0
