@@ -228,9 +228,10 @@ def _network(size, frames, model, device, precision, threads, tile, batch_size, 
         t0 = time.perf_counter()
         runner.infer_batch(windows[i:i + batch])
         _sync(runner.device)
-        seconds += time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        seconds += took
         if ref is not None:
-            reps, rs = ref.run(time.perf_counter() - t0)
+            reps, rs = ref.run(took)
             ref_reps, ref_seconds = ref_reps + reps, ref_seconds + rs
     fps = len(windows) / seconds
     result = {"fps": fps, "megapixels_per_s": fps * w * h / 1e6, "frames": len(windows),

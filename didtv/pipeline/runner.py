@@ -126,8 +126,13 @@ class Runner:
         self.tiles_run = 0  # tiles computed so far (1 per window when untiled)
         guard = MOTION_GUARD if motion_guard is None else bool(motion_guard)
         self.motion_guard = guard and self.spec.window > 1
-        self.torch_compile = bool(torch_compile) and self.spec.learned
-        self._compiled = torch.compile(self.model, dynamic=False) if self.torch_compile else None
+        compiled = bool(torch_compile) and self.spec.learned
+        self._compiled = torch.compile(self.model, dynamic=False) if compiled else None
+
+    @property
+    def torch_compile(self) -> bool:
+        """Whether the forward pass runs through torch.compile (learned models only)."""
+        return self._compiled is not None
 
     # -- sizes ----------------------------------------------------------------------------------
 

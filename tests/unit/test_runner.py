@@ -125,7 +125,7 @@ def _clip(n=8, size=(16, 24)):
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                     reason="torch.compile (inductor) needs a C++ compiler on the CPU")
 def test_compiled_runner_gives_the_eager_output():
-    """A real inductor compilation of DIDNet (about a minute on 2 cores, once per checkout)."""
+    """A real inductor compilation of DIDNet (about 30 s on 2 cores with a cold cache)."""
     torch.manual_seed(0)
     net = load_model("tiny", pretrained=False)
     frames = _clip()
