@@ -397,6 +397,8 @@ def machine() -> dict:
 
     import torch
 
+    from didtv.models.align import native_deform_available
+
     cpu = platform.processor() or ""
     try:
         with open("/proc/cpuinfo") as f:
@@ -407,7 +409,9 @@ def machine() -> dict:
     except OSError:
         pass
     info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-            "python": sys.version.split()[0], "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+            "python": sys.version.split()[0], "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            # the deformable convolution's sampling on the CPU: the fused C kernel or PyTorch's path
+            "deform_sampling": "native" if native_deform_available() else "torch"}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

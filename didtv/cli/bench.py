@@ -64,7 +64,8 @@ def _print(report: dict) -> None:
 
     m = report["machine"]
     title = (f"didtv bench: {report['model']}{' (untrained)' if report['untrained'] else ''} at {report['size']}, {report['frames']} frames; "
-             f"{m['cpu']} ({m['cores']} cores){', ' + m['gpu'] if 'gpu' in m else ''}, torch {m['torch']}")
+             f"{m['cpu']} ({m['cores']} cores){', ' + m['gpu'] if 'gpu' in m else ''}, torch {m['torch']}, "
+             f"deformable sampling: {m.get('deform_sampling', 'torch')}")
     table = Table(title=title, title_justify="left")
     for col in ("part", "frames/s", "Mpixel/s", "achieved", "peak RSS MB (+FFmpeg)", "notes"):
         table.add_column(col, justify="left" if col in ("part", "notes") else "right")

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from didtv.models import native
+
 try:  # optional: only used on CUDA, never required
     from torchvision.ops import deform_conv2d as _tv_deform_conv2d
 except Exception:  # pragma: no cover - torchvision absent or broken against this torch
@@ -154,6 +156,100 @@ def _deform_rows(x, offset, mask, weight, row0: int, geometry) -> torch.Tensor:
     return out.view(b, c_out, n_rows, w_out)
 
 
+_NATIVE_DTYPES = {torch.float32: native.F32, torch.bfloat16: native.BF16}
+
+
+def native_deform_available() -> bool:
+    """True when the fused C sampling kernel (:mod:`didtv.models.native`) is built and loaded."""
+    return native.deform_kernel() is not None
+
+
+def _native_applies(x, offset, mask, weight) -> bool:
+    """The fused kernel serves CPU inference in float32/bfloat16; everything else (autograd,
+    float64 tests, CUDA) takes :func:`deform_conv2d_torch`."""
+    tensors = [t for t in (x, offset, mask, weight) if t is not None]
+    return (
+        not x.is_cuda
+        and all(t.device.type == "cpu" for t in tensors)
+        and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+        and x.dtype in _NATIVE_DTYPES
+        and offset.dtype in _NATIVE_DTYPES
+        and (mask is None or mask.dtype in _NATIVE_DTYPES)
+        and native_deform_available()
+    )
+
+
+@torch.compiler.disable  # ctypes calls cannot be traced; the DCN stays eager (see above)
+def deform_conv2d_native(
+    x: torch.Tensor,
+    offset: torch.Tensor,
+    mask: torch.Tensor | None,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
+    max_elements: int = 1 << 22,
+) -> torch.Tensor:
+    """:func:`deform_conv2d_torch` with the sampling in one fused C pass (CPU, no autograd).
+
+    Same arguments, layout and result dtype; values agree within float rounding (the mask is
+    folded into the bilinear weights instead of multiplied afterwards). The column matrix is
+    written in the matmul's dtype (bfloat16 under CPU bf16 autocast) row chunk by row chunk, one
+    reused buffer of at most ``max_elements`` values. Raises ``RuntimeError`` when the kernel is
+    not available (check :func:`native_deform_available`).
+    """
+    kernel = native.deform_kernel()
+    if kernel is None:
+        raise RuntimeError("the native deformable sampling kernel is not available")
+    b, c_in, h, w = x.shape
+    c_out, c_w, kh, kw = weight.shape
+    if c_w != c_in:
+        raise ValueError(f"weight expects {c_w} input channels, x has {c_in}")
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    h_out = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    w_out = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    taps = kh * kw
+    if offset.shape[0] != b or offset.shape[-2:] != (h_out, w_out) or offset.shape[1] % (2 * taps):
+        raise ValueError(
+            f"offset must be (b={b}, 2*groups*{taps}, {h_out}, {w_out}), got {tuple(offset.shape)}"
+        )
+    groups = offset.shape[1] // (2 * taps)
+    if c_in % groups:
+        raise ValueError(f"{c_in} input channels cannot be split into {groups} offset groups")
+    if mask is not None and tuple(mask.shape) != (b, groups * taps, h_out, w_out):
+        raise ValueError(f"mask must be {(b, groups * taps, h_out, w_out)}, got {tuple(mask.shape)}")
+
+    cdt = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else weight.dtype
+    if cdt not in _NATIVE_DTYPES:
+        cdt = torch.float32
+    src = x.to(torch.float32).contiguous()
+    offset = offset.contiguous()
+    mask = None if mask is None else mask.contiguous()
+    w2d = weight.reshape(c_out, c_in * taps).to(cdt)
+    per_row = b * c_in * taps * w_out
+    chunk = max(1, min(h_out, max_elements // max(per_row, 1)))
+    buffer = torch.empty(per_row * chunk, dtype=cdt)
+    out = torch.empty(b, c_out, h_out, w_out, dtype=cdt)
+    threads = torch.get_num_threads()
+    with torch.autocast("cpu", enabled=False):
+        for r0 in range(0, h_out, chunk):
+            n = min(chunk, h_out - r0)
+            columns = buffer[: per_row * n].view(b, c_in * taps, n * w_out)
+            kernel(
+                src.data_ptr(), offset.data_ptr(), _NATIVE_DTYPES[offset.dtype],
+                None if mask is None else mask.data_ptr(),
+                _NATIVE_DTYPES[mask.dtype] if mask is not None else native.F32,
+                columns.data_ptr(), _NATIVE_DTYPES[cdt],
+                b, c_in, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, r0, n, threads,
+            )
+            out[:, :, r0 : r0 + n] = torch.matmul(w2d, columns).view(b, c_out, n, w_out)
+    if bias is not None:
+        out = out + bias.view(1, c_out, 1, 1)
+    return out
+
+
 def deform_conv2d(
     x: torch.Tensor,
     offset: torch.Tensor,
@@ -190,6 +286,10 @@ def deform_conv2d(
             mask=None if mask is None else mask.to(cdt),
         )
         return out.to(x.dtype)
+    if _native_applies(x, offset, mask, weight):
+        return deform_conv2d_native(
+            x, offset, mask, weight, bias, stride=stride, padding=padding, dilation=dilation
+        )
     return deform_conv2d_torch(
         x, offset, mask, weight, bias, stride=stride, padding=padding, dilation=dilation
     )

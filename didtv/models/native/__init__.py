@@ -1,0 +1,107 @@
+"""Native CPU kernels, built on first use with the system C compiler and loaded with ctypes.
+
+One kernel so far: the deformable convolution's bilinear sampling (``deform_sample.c``), which
+replaces ``grid_sample`` + mask multiply + dtype cast of :func:`didtv.models.align.deform_conv2d_torch`
+for CPU inference (docs/benchmarks.md, "Fused deformable sampling"). It needs no Python or torch
+headers, so building it takes about a second with ``cc -O3 -march=native``; the shared object is
+cached under ``$XDG_CACHE_HOME/didtv/native`` (default ``~/.cache``), keyed by the source, the
+compiler command and this CPU's feature flags (a cache shared between machines never hands an
+AVX-512 build to a CPU without it).
+
+When no compiler is found or the build fails, :func:`deform_kernel` returns ``None`` and DIDNet
+uses the pure-PyTorch path: the same numbers within float rounding, slower. ``DIDTV_NATIVE=0``
+switches the native path off; ``DIDTV_CC`` names the compiler.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("deform_sample.c")
+CFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-fopenmp")
+
+# dtype codes of deform_sample.c
+F32, BF16 = 0, 1
+
+
+def enabled() -> bool:
+    """False when ``DIDTV_NATIVE`` is set to 0/false/off/no."""
+    return os.environ.get("DIDTV_NATIVE", "1").strip().lower() not in {"0", "false", "off", "no"}
+
+
+def _compiler() -> str | None:
+    name = os.environ.get("DIDTV_CC") or "cc"
+    return shutil.which(name) or (shutil.which("gcc") if name == "cc" else None)
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "didtv" / "native"
+
+
+def _build(cc: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside the target and rename: a concurrent process never loads a half-written file.
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        proc = subprocess.run([cc, *CFLAGS, str(SOURCE), "-o", tmp, "-lm"],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode:
+            raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"{cc} failed")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@functools.lru_cache(maxsize=1)
+def deform_kernel():
+    """The loaded ``didtv_deform_columns`` function, or ``None`` when it cannot be had."""
+    if not enabled() or platform.system() != "Linux":
+        return None
+    cc = _compiler()
+    if cc is None:
+        log.info("no C compiler found: deformable sampling uses the PyTorch path")
+        return None
+    key = hashlib.sha256(
+        "\0".join([SOURCE.read_text(), cc, *CFLAGS, platform.machine(), _cpu_flags()]).encode()
+    ).hexdigest()[:16]
+    for directory in (cache_dir(), Path(tempfile.gettempdir()) / f"didtv-native-{os.getuid()}"):
+        target = directory / f"deform_sample-{key}.so"
+        try:
+            if not target.exists():
+                _build(cc, target)
+            lib = ctypes.CDLL(str(target))
+            break
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            log.info("native deformable sampling unavailable in %s: %s", directory, exc)
+    else:
+        return None
+    fn = lib.didtv_deform_columns
+    i64 = ctypes.c_int64
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+                   ctypes.c_void_p, ctypes.c_int, *([i64] * 17), ctypes.c_int]
+    fn.restype = None
+    return fn

@@ -1,0 +1,140 @@
+/* Fused bilinear sampling for DIDNet's deformable convolution (CPU inference).
+ *
+ * Writes the column matrix that deform_conv2d_torch (didtv/models/align.py) builds from
+ * grid_sample, a mask multiply and a dtype cast, in one pass: for every offset group, tap and
+ * output pixel it computes the bilinear weights once, folds the mask into them, reads the group's
+ * channels at the four corners and writes the products straight into the columns, in float32 or
+ * bfloat16 (round to nearest even, like torch's cast). The matmul with the weights stays in torch.
+ *
+ * Layouts follow align.py (torchvision's):
+ *   x      (b, c, h, w) float32
+ *   offset (b, 2*g*taps, h_out, w_out): channel 2*(g*taps+k) is y, the next x, in pixels
+ *   mask   (b, g*taps, h_out, w_out) or NULL (all ones)
+ *   out    (b, c*taps, n_rows*w_out): row c*taps + k, output rows row0 .. row0+n_rows-1
+ * Corners outside the image read zero (DCN's zero padding, grid_sample's "zeros").
+ * Built and loaded by didtv/models/native.py; no Python or torch headers needed.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { F32 = 0, BF16 = 1 };
+
+static inline uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+typedef struct {
+    const float *x;
+    const void *offset;
+    const void *mask;
+    void *out;
+    int off_dtype, mask_dtype, out_dtype;
+    int64_t b, c, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, row0, n_rows;
+    int64_t first, last; /* items [first, last): one item = (batch, group, tap, row) */
+} job_t;
+
+enum { BLOCK = 256 }; /* output pixels per inner pass: the per-pixel arrays stay in L1 */
+
+static void load_row(float *dst, const void *src, int dtype, int64_t start, int64_t n) {
+    if (dtype == BF16) {
+        const uint16_t *p = (const uint16_t *)src + start;
+        uint32_t *d = (uint32_t *)dst;
+        for (int64_t i = 0; i < n; ++i) d[i] = (uint32_t)p[i] << 16;
+    } else {
+        memcpy(dst, (const float *)src + start, (size_t)n * sizeof(float));
+    }
+}
+
+static void run(const job_t *j) {
+    const int64_t taps = j->kh * j->kw, cg = j->c / j->groups, plane = j->h * j->w;
+    const int64_t out_plane = j->n_rows * j->w_out, off_plane = j->h_out * j->w_out;
+    const float fh = (float)j->h, fw = (float)j->w;
+    const int32_t W = (int32_t)j->w, hmax = (int32_t)j->h - 1, wmax = (int32_t)j->w - 1;
+    float oy[BLOCK], ox[BLOCK], mk[BLOCK], w00[BLOCK], w01[BLOCK], w10[BLOCK], w11[BLOCK], v[BLOCK];
+    int32_t i00[BLOCK], i01[BLOCK], i10[BLOCK], i11[BLOCK];
+    for (int64_t item = j->first; item < j->last; ++item) {
+        const int64_t r = item % j->n_rows;
+        int64_t rest = item / j->n_rows;
+        const int64_t k = rest % taps;
+        rest /= taps;
+        const int64_t g = rest % j->groups, bi = rest / j->groups;
+        const int64_t y = j->row0 + r;
+        const float base_y = (float)(y * j->sh - j->ph + (k / j->kw) * j->dh);
+        const float base_x = (float)(-j->pw + (k % j->kw) * j->dw);
+        const int64_t oy0 = ((bi * j->groups + g) * taps + k) * 2 * off_plane + y * j->w_out;
+        const int64_t om0 = ((bi * j->groups + g) * taps + k) * off_plane + y * j->w_out;
+        const float *src = j->x + (bi * j->c + g * cg) * plane;
+        const int64_t out_row = (bi * j->c + g * cg) * taps + k; /* row of channel g*cg, tap k */
+        for (int64_t x0 = 0; x0 < j->w_out; x0 += BLOCK) {
+            const int64_t n = j->w_out - x0 < BLOCK ? j->w_out - x0 : BLOCK;
+            load_row(oy, j->offset, j->off_dtype, oy0 + x0, n);
+            load_row(ox, j->offset, j->off_dtype, oy0 + off_plane + x0, n);
+            if (j->mask)
+                load_row(mk, j->mask, j->mask_dtype, om0 + x0, n);
+            else
+                for (int64_t i = 0; i < n; ++i) mk[i] = 1.f;
+            /* bilinear weights (mask folded in) and the four corner indices, branch-free */
+            const float bx = base_x + (float)(x0 * j->sw), step = (float)j->sw;
+            for (int i = 0; i < (int)n; ++i) {
+                const float py0 = base_y + oy[i], px0 = bx + (float)i * step + ox[i];
+                const int inside = (py0 > -1.f) & (py0 < fh) & (px0 > -1.f) & (px0 < fw); /* NaN: 0 */
+                const float py = inside ? py0 : -1.f, px = inside ? px0 : -1.f;
+                const float fy = floorf(py), fx = floorf(px);
+                const float ly = py - fy, lx = px - fx, hy = 1.f - ly, hx = 1.f - lx;
+                const float m = inside ? mk[i] : 0.f;
+                const int32_t y0 = (int32_t)fy, xl0 = (int32_t)fx;
+                /* 1 or 0 per corner side; products rather than branches, so the loop vectorises */
+                const float top = y0 >= 0 ? 1.f : 0.f, bottom = y0 < hmax ? 1.f : 0.f;
+                const float left = xl0 >= 0 ? 1.f : 0.f, right = xl0 < wmax ? 1.f : 0.f;
+                w00[i] = top * left * hy * hx * m;
+                w01[i] = top * right * hy * lx * m;
+                w10[i] = bottom * left * ly * hx * m;
+                w11[i] = bottom * right * ly * lx * m;
+                /* clamped, so that zero-weight corners still read inside the image */
+                const int32_t yt = y0 < 0 ? 0 : y0, yb = y0 < hmax ? y0 + 1 : hmax;
+                const int32_t xl = xl0 < 0 ? 0 : xl0, xr = xl0 < wmax ? xl0 + 1 : wmax;
+                i00[i] = yt * W + xl;
+                i01[i] = yt * W + xr;
+                i10[i] = yb * W + xl;
+                i11[i] = yb * W + xr;
+            }
+            for (int64_t ci = 0; ci < cg; ++ci) {
+                const float *p = src + ci * plane;
+                for (int i = 0; i < (int)n; ++i)
+                    v[i] = w00[i] * p[i00[i]] + w01[i] * p[i01[i]] + w10[i] * p[i10[i]] + w11[i] * p[i11[i]];
+                const int64_t o = (out_row + ci * taps) * out_plane + r * j->w_out + x0;
+                if (j->out_dtype == BF16) {
+                    uint16_t *d = (uint16_t *)j->out + o;
+                    for (int i = 0; i < (int)n; ++i) d[i] = to_bf16(v[i]);
+                } else {
+                    memcpy((float *)j->out + o, v, (size_t)n * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+/* Threads come from OpenMP: loaded after torch, this library binds to the libgomp.so.1 torch
+ * already loaded, so it shares torch's worker threads instead of competing with them (with a
+ * second pool, torch's idle workers spin on the cores this kernel needs). */
+void didtv_deform_columns(const float *x, const void *offset, int off_dtype, const void *mask,
+                          int mask_dtype, void *out, int out_dtype, int64_t b, int64_t c, int64_t h,
+                          int64_t w, int64_t groups, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                          int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t h_out,
+                          int64_t w_out, int64_t row0, int64_t n_rows, int threads) {
+    const int64_t items = b * groups * kh * kw * n_rows;
+    if (threads < 1) threads = 1;
+    if (threads > items) threads = (int)(items > 0 ? items : 1);
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int t = 0; t < threads; ++t) {
+        const job_t job = {x, offset, mask, out, off_dtype, mask_dtype, out_dtype, b, c, h, w,
+                           groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, row0, n_rows,
+                           items * t / threads, items * (t + 1) / threads};
+        run(&job);
+    }
+}

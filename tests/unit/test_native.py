@@ -1,0 +1,174 @@
+"""The fused C kernel for the deformable convolution's sampling (didtv/models/native)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from didtv.models import native
+from didtv.models.align import (
+    deform_conv2d,
+    deform_conv2d_native,
+    deform_conv2d_torch,
+    native_deform_available,
+)
+from didtv.models.registry import load_model
+from test_align import _random_case, naive_deform_conv2d
+
+HAS_CC = shutil.which("cc") is not None or shutil.which("gcc") is not None
+needs_kernel = pytest.mark.skipif(not HAS_CC, reason="no C compiler (cc/gcc): the native kernel cannot be built")
+
+
+@pytest.fixture
+def fresh_kernel(monkeypatch, tmp_path):
+    """A kernel cache of its own in tmp_path, rebuilt on the next deform_kernel() call."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    native.deform_kernel.cache_clear()
+    yield tmp_path
+    native.deform_kernel.cache_clear()
+
+
+def _f32(*tensors):
+    return tuple(None if t is None else t.float() for t in tensors)
+
+
+@needs_kernel
+def test_the_kernel_builds_where_a_compiler_is():
+    assert native_deform_available()
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"stride": 2, "padding": 2, "dilation": 2, "h": 6, "w": 7},
+        {"groups": 1, "k": 1, "padding": 0},
+        {"groups": 4, "c_in": 4, "h": 4, "w": 4},
+        {"b": 1, "c_in": 21, "groups": 7, "c_out": 5, "h": 9, "w": 300},  # TSAF's grouping, > one block
+    ],
+)
+def test_native_matches_the_naive_loop(kwargs):
+    stride, padding, dilation = (kwargs.get(n, d) for n, d in (("stride", 1), ("padding", 1), ("dilation", 1)))
+    x, offset, mask, weight, bias = _random_case(0, **kwargs)
+    want = naive_deform_conv2d(x, offset, mask, weight, bias, stride, padding, dilation)
+    with torch.no_grad():
+        got = deform_conv2d_native(*_f32(x, offset, mask, weight, bias), stride=stride, padding=padding,
+                                   dilation=dilation)
+    assert got.dtype == torch.float32
+    # float32 coordinates near x = 300 are good to ~2e-5 px; outputs are sums of ~200 products
+    # of size ~3, so 5e-4 is float rounding, while a wrong tap, channel or corner is off by ~1.
+    torch.testing.assert_close(got, want.float(), rtol=1e-5, atol=5e-4)
+
+
+@needs_kernel
+def test_native_without_mask_and_in_row_chunks():
+    x, offset, mask, weight, bias = _f32(*_random_case(6, h=9, w=5, stride=2, padding=2, dilation=2))
+    geometry = {"stride": 2, "padding": 2, "dilation": 2}
+    for m in (mask, None):
+        want = deform_conv2d_torch(x, offset, m, weight, bias, **geometry)
+        for budget in (1, 2 * 4 * 9 * 3 * 2, 1 << 22):  # one row at a time; two rows; all at once
+            got = deform_conv2d_native(x, offset, m, weight, bias, max_elements=budget, **geometry)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
+def test_integer_offsets_shift_the_image_and_outside_reads_zero():
+    x = torch.arange(30, dtype=torch.float32).view(1, 1, 5, 6)
+    offset = torch.tensor([1.0, -2.0]).view(1, 2, 1, 1).expand(1, 2, 5, 6)
+    out = deform_conv2d_native(x, offset, None, torch.ones(1, 1, 1, 1))
+    want = torch.zeros_like(x)
+    want[..., :4, 2:] = x[..., 1:, :4]
+    torch.testing.assert_close(out, want, rtol=0, atol=0)
+    far = deform_conv2d_native(x, torch.full((1, 2, 5, 6), 1e9), None, torch.ones(1, 1, 1, 1))
+    assert torch.all(far == 0)
+
+
+@needs_kernel
+def test_bfloat16_autocast_writes_bfloat16_columns_like_the_torch_path():
+    """Under CPU bf16 autocast (how --precision bf16 runs), offsets and masks arrive in bf16 and
+    the matmul runs in bf16; both paths give the same dtype and agree to bf16 rounding."""
+    x, offset, mask, weight, bias = _f32(*_random_case(7, b=1, c_in=21, groups=7, c_out=8, h=12, w=40))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        off16, mask16 = offset.bfloat16(), mask.bfloat16()
+        want = deform_conv2d_torch(x, off16, mask16, weight, bias, padding=1)
+        got = deform_conv2d_native(x, off16, mask16, weight, bias, padding=1)
+        no_bias = deform_conv2d_native(x, off16, mask16, weight, None, padding=1)
+    assert got.dtype == want.dtype == torch.float32  # bf16 matmul + float32 bias, as before
+    assert no_bias.dtype == torch.bfloat16
+    scale = want.abs().max()
+    assert (got - want).abs().max() <= 0.02 * scale
+    exact = deform_conv2d_torch(x, offset, mask, weight, bias, padding=1)
+    assert (got - exact).abs().max() <= 0.02 * scale
+
+
+@needs_kernel
+def test_dispatch_takes_native_for_inference_and_torch_for_autograd_and_float64():
+    x, offset, mask, weight, bias = _random_case(5)
+    x32, off32, mask32, w32, b32 = _f32(x, offset, mask, weight, bias)
+    with torch.no_grad():
+        torch.testing.assert_close(deform_conv2d(x32, off32, mask32, w32, b32, padding=1),
+                                   deform_conv2d_native(x32, off32, mask32, w32, b32, padding=1), rtol=0, atol=0)
+    # float64 (tests, gradcheck) stays on the exact torch path
+    torch.testing.assert_close(deform_conv2d(x, offset, mask, weight, bias, padding=1),
+                               deform_conv2d_torch(x, offset, mask, weight, bias, padding=1), rtol=0, atol=0)
+    # training: parameters require grad, so the differentiable torch path runs
+    w_train = w32.clone().requires_grad_()
+    out = deform_conv2d(x32, off32, mask32, w_train, b32, padding=1)
+    assert out.requires_grad  # the C kernel's output would have no autograd history
+    out.sum().backward()
+    assert w_train.grad is not None and torch.isfinite(w_train.grad).all()
+    torch.testing.assert_close(out.detach(), deform_conv2d_torch(x32, off32, mask32, w32, b32, padding=1),
+                               rtol=1e-6, atol=1e-6)
+
+
+@needs_kernel
+def test_tiny_gives_the_same_output_with_and_without_the_kernel(monkeypatch):
+    model = load_model("tiny").eval()
+    frames = torch.rand(1, 7, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fused = model(frames)
+        monkeypatch.setenv("DIDTV_NATIVE", "0")
+        native.deform_kernel.cache_clear()
+        assert not native_deform_available()
+        plain = model(frames)
+    native.deform_kernel.cache_clear()
+    torch.testing.assert_close(fused, plain, rtol=0, atol=1e-5)
+
+
+@needs_kernel
+def test_the_build_is_cached_per_source_and_cpu(fresh_kernel):
+    assert native.deform_kernel() is not None
+    built = list((fresh_kernel / "didtv" / "native").glob("deform_sample-*.so"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    native.deform_kernel.cache_clear()
+    assert native.deform_kernel() is not None
+    assert built[0].stat().st_mtime_ns == stamp  # loaded, not rebuilt
+    assert list(fresh_kernel.rglob("*.so")) == built  # no temporary left behind
+
+
+def test_no_compiler_or_a_failed_build_falls_back_to_torch(fresh_kernel, monkeypatch, tmp_path):
+    monkeypatch.setenv("DIDTV_CC", "didtv-no-such-compiler")
+    assert native.deform_kernel() is None
+    assert not native_deform_available()
+    failing = tmp_path / "failing-cc"
+    failing.write_text("#!/bin/sh\necho 'cc: error: something broke' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    monkeypatch.setenv("DIDTV_CC", str(failing))
+    native.deform_kernel.cache_clear()
+    assert native.deform_kernel() is None
+    assert not list(tmp_path.rglob("*.so"))  # nothing half-built left to be loaded later
+    x, offset, mask, weight, bias = _f32(*_random_case(5))
+    with torch.no_grad():
+        torch.testing.assert_close(deform_conv2d(x, offset, mask, weight, bias, padding=1),
+                                   deform_conv2d_torch(x, offset, mask, weight, bias, padding=1), rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="not available"):
+        deform_conv2d_native(x, offset, mask, weight, bias, padding=1)
+
+
+def test_didtv_native_0_switches_it_off(fresh_kernel, monkeypatch):
+    monkeypatch.setenv("DIDTV_NATIVE", "0")
+    assert native.deform_kernel() is None
