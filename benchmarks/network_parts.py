@@ -38,15 +38,16 @@ def parts(model, frames: torch.Tensor, precision: str, repeat: int) -> list[dict
     with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=precision != "fp32"):
         b, t, c = frames.shape[:3]
         x = frames.reshape(b, t * c, h, w)
-        offset, mask = tsaf.offsets_and_mask(x)
-        fused = tsaf.act(tsaf.dcn(x, offset, mask))
+        raw = tsaf.offsets(x)
+        fused = tsaf.act(tsaf.deform(x, raw))
         feat = tsaf.blocks(fused)
         cond = model.condition_vector(frames)
         mods = model.modulation_vectors(cond)
         ffe = model.ffe(feat)
         steps = [
-            ("offset U-Net", lambda: tsaf.offsets_and_mask(x), tsaf.offsets.flops(h, w)),
-            ("deformable conv", lambda: tsaf.dcn(x, offset, mask), tsaf.dcn.flops(h, w)),
+            ("offset U-Net", lambda: tsaf.offsets(x), tsaf.offsets.flops(h, w)),
+            # with the fused C kernel (didtv/models/native) tanh/sigmoid run inside the sampling
+            ("deformable conv (+ tanh/sigmoid)", lambda: tsaf.deform(x, raw), tsaf.dcn.flops(h, w)),
             ("residual blocks", lambda: tsaf.blocks(fused), sum(bl.flops(h, w) for bl in tsaf.blocks)),
             ("aux conv", lambda: model.aux(feat), conv_flops(model.aux, h, w)),
             ("FFE", lambda: model.ffe(feat), model.ffe.flops(h, w)),
@@ -79,6 +80,9 @@ def main() -> None:
     model = load_model(args.model)
     model.use_channels_last()
     frames = torch.rand(1, 7, 3, h, w, generator=torch.Generator().manual_seed(0))
+    from didtv.models.align import native_deform_available
+
+    print(f"deformable sampling: {'native C kernel' if native_deform_available() else 'torch (grid_sample)'}")
     rows = [r for p in (args.precision or ["fp32"]) for r in parts(model, frames, p, args.repeat)]
     if args.json:
         print(json.dumps(rows, indent=1))

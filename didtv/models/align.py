@@ -191,6 +191,7 @@ def deform_conv2d_native(
     padding: int | tuple[int, int] = 0,
     dilation: int | tuple[int, int] = 1,
     max_elements: int = 1 << 22,
+    raw_activation: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """:func:`deform_conv2d_torch` with the sampling in one fused C pass (CPU, no autograd).
 
@@ -199,6 +200,11 @@ def deform_conv2d_native(
     written in the matmul's dtype (bfloat16 under CPU bf16 autocast) row chunk by row chunk, one
     reused buffer of at most ``max_elements`` values. Raises ``RuntimeError`` when the kernel is
     not available (check :func:`native_deform_available`).
+
+    ``raw_activation=(scale, inner)``: ``offset`` and ``mask`` are pre-activation values and the
+    kernel uses ``scale * tanh(inner * offset)`` and ``sigmoid(mask)`` (TSAF's activations, see
+    :meth:`TSAF.offsets_and_mask`), computed in float32 as it samples, so the activated maps are
+    never written out. ``offset`` and ``mask`` may then be channel slices of one tensor.
     """
     kernel = native.deform_kernel()
     if kernel is None:
@@ -224,9 +230,11 @@ def deform_conv2d_native(
     cdt = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else weight.dtype
     if cdt not in _NATIVE_DTYPES:
         cdt = torch.float32
-    src = x.to(torch.float32).contiguous()
-    offset = offset.contiguous()
-    mask = None if mask is None else mask.contiguous()
+    # the kernel reads each offset group's channels side by side, padded to a multiple of 4
+    cg = c_in // groups
+    src = x.to(torch.float32).view(b, groups, cg, h, w).permute(0, 1, 3, 4, 2)
+    src = F.pad(src, (0, -cg % 4)).contiguous()
+    offset, mask = _batch_strided(offset), None if mask is None else _batch_strided(mask)
     w2d = weight.reshape(c_out, c_in * taps).to(cdt)
     per_row = b * c_in * taps * w_out
     chunk = max(1, min(h_out, max_elements // max(per_row, 1)))
@@ -241,6 +249,8 @@ def deform_conv2d_native(
                 src.data_ptr(), offset.data_ptr(), _NATIVE_DTYPES[offset.dtype],
                 None if mask is None else mask.data_ptr(),
                 _NATIVE_DTYPES[mask.dtype] if mask is not None else native.F32,
+                raw_activation is not None, *(raw_activation or (1.0, 1.0)),
+                offset.stride(0), 0 if mask is None else mask.stride(0),
                 columns.data_ptr(), _NATIVE_DTYPES[cdt],
                 b, c_in, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, r0, n, threads,
             )
@@ -248,6 +258,13 @@ def deform_conv2d_native(
     if bias is not None:
         out = out + bias.view(1, c_out, 1, 1)
     return out
+
+
+def _batch_strided(t: torch.Tensor) -> torch.Tensor:
+    """``t`` itself when each batch item is one contiguous block (a channel slice of a contiguous
+    NCHW tensor is), else a contiguous copy; the kernel takes the batch stride as given."""
+    _, c, h, w = t.shape
+    return t if t.stride()[1:] == (h * w, w, 1) else t.contiguous()
 
 
 def deform_conv2d(
@@ -461,18 +478,33 @@ class TSAF(nn.Module):
 
     def offsets_and_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(b, 3t, h, w)`` -> offsets ``(b, 2*g*k*k, h, w)`` in pixels, masks ``(b, g*k*k, h, w)``."""
-        raw = self.offsets(x)
-        n_off = 2 * self.dcn.offset_groups * self.dcn.taps
-        raw_offset = raw[:, :n_off]
+        return self.activate(self.offsets(x))
+
+    def activate(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The offset U-Net's raw output -> (offsets in pixels, masks)."""
+        raw_offset, raw_mask = self._split(raw)
         if self.max_offset != OFFSET_SLOPE:  # else exactly the original 16 * tanh(raw)
             raw_offset = raw_offset * (OFFSET_SLOPE / self.max_offset)
-        return self.max_offset * torch.tanh(raw_offset), torch.sigmoid(raw[:, n_off:])
+        return self.max_offset * torch.tanh(raw_offset), torch.sigmoid(raw_mask)
+
+    def _split(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n_off = 2 * self.dcn.offset_groups * self.dcn.taps
+        return raw[:, :n_off], raw[:, n_off:]
+
+    def deform(self, x: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        """The DCN over ``x`` ``(b, 3t, h, w)`` at the offsets and masks of the U-Net's ``raw`` output."""
+        dcn = self.dcn
+        if _native_applies(x, raw, None, dcn.weight):
+            # CPU inference: the C kernel applies activate()'s tanh and sigmoid as it samples
+            raw_offset, raw_mask = self._split(raw)
+            return deform_conv2d_native(x, raw_offset, raw_mask, dcn.weight, dcn.bias, padding=dcn.padding,
+                                        raw_activation=(self.max_offset, OFFSET_SLOPE / self.max_offset))
+        return dcn(x, *self.activate(raw))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, t, c, h, w = frames.shape
         x = frames.reshape(b, t * c, h, w)
-        offset, mask = self.offsets_and_mask(x)
-        return self.blocks(self.act(self.dcn(x, offset, mask)))
+        return self.blocks(self.act(self.deform(x, self.offsets(x))))
 
     def flops(self, h: int, w: int) -> int:
         return (

@@ -172,3 +172,43 @@ def test_no_compiler_or_a_failed_build_falls_back_to_torch(fresh_kernel, monkeyp
 def test_didtv_native_0_switches_it_off(fresh_kernel, monkeypatch):
     monkeypatch.setenv("DIDTV_NATIVE", "0")
     assert native.deform_kernel() is None
+
+
+@needs_kernel
+def test_raw_activations_are_applied_in_the_kernel():
+    """TSAF's tanh/sigmoid computed by the kernel as it samples (raw_activation) equal applying
+    them first, for channel slices of one raw tensor with a batch of two, saturated values
+    included (|raw| up to ~40: tanh -> +-1, sigmoid -> 0 or 1)."""
+    gen = torch.Generator().manual_seed(8)
+    b, groups, taps, h, w = 2, 7, 9, 10, 37
+    x = torch.randn(b, 21, h, w, generator=gen)
+    raw = torch.randn(b, 3 * groups * taps, h, w, generator=gen) * 2
+    raw[:, :, 0, :5] *= 20
+    weight, bias = torch.randn(6, 21, 3, 3, generator=gen), torch.randn(6, generator=gen)
+    raw_offset, raw_mask = raw[:, : 2 * groups * taps], raw[:, 2 * groups * taps :]
+    for scale, inner in ((16.0, 1.0), (4.0, 4.0)):
+        want = deform_conv2d_torch(x, scale * torch.tanh(inner * raw_offset), torch.sigmoid(raw_mask),
+                                   weight, bias, padding=1)
+        got = deform_conv2d_native(x, raw_offset, raw_mask, weight, bias, padding=1,
+                                   raw_activation=(scale, inner))
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+@needs_kernel
+def test_tsaf_takes_the_fused_path_for_inference_and_matches_the_torch_path(monkeypatch):
+    from didtv.models import align
+
+    torch.manual_seed(0)
+    tsaf = align.TSAF(channels=8, offset_channels=8, max_offset=4.0).eval()
+    with torch.no_grad():
+        tsaf.offsets.out.weight.normal_(0, 0.05)  # non-zero offsets and masks away from 0.5
+        frames = torch.rand(2, 7, 3, 16, 24)
+        calls = []
+        real = align.deform_conv2d_native
+        monkeypatch.setattr(align, "deform_conv2d_native", lambda *a, **k: calls.append(k) or real(*a, **k))
+        fused = tsaf(frames)
+        assert calls and calls[0]["raw_activation"] == (4.0, align.OFFSET_SLOPE / 4.0)
+        monkeypatch.setattr(align, "_native_applies", lambda *a: False)
+        plain = tsaf(frames)
+    assert len(calls) == 1
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)

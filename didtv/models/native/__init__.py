@@ -102,6 +102,7 @@ def deform_kernel():
     fn = lib.didtv_deform_columns
     i64 = ctypes.c_int64
     fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+                   ctypes.c_int, ctypes.c_float, ctypes.c_float, i64, i64,
                    ctypes.c_void_p, ctypes.c_int, *([i64] * 17), ctypes.c_int]
     fn.restype = None
     return fn

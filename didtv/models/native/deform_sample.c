@@ -6,8 +6,10 @@
  * channels at the four corners and writes the products straight into the columns, in float32 or
  * bfloat16 (round to nearest even, like torch's cast). The matmul with the weights stays in torch.
  *
- * Layouts follow align.py (torchvision's):
- *   x      (b, c, h, w) float32
+ * Layouts follow align.py (torchvision's), except the input:
+ *   x      (b, g, h, w, cp) float32: each offset group's c/g channels side by side per pixel,
+ *          zero-padded to cp = a multiple of 4 (one 16-byte load reads a corner's channels;
+ *          per-channel gathers were 2x slower on an AVX-512 EPYC)
  *   offset (b, 2*g*taps, h_out, w_out): channel 2*(g*taps+k) is y, the next x, in pixels
  *   mask   (b, g*taps, h_out, w_out) or NULL (all ones)
  *   out    (b, c*taps, n_rows*w_out): row c*taps + k, output rows row0 .. row0+n_rows-1
@@ -34,11 +36,37 @@ typedef struct {
     const void *mask;
     void *out;
     int off_dtype, mask_dtype, out_dtype;
+    int raw;            /* offsets and mask are pre-activation: see didtv_deform_columns */
+    float scale, inner; /* offset = scale * tanh(inner * raw offset) */
+    int64_t off_bstride, mask_bstride; /* elements between batch items (channel slices allowed) */
     int64_t b, c, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, row0, n_rows;
     int64_t first, last; /* items [first, last): one item = (batch, group, tap, row) */
 } job_t;
 
+typedef float v4f __attribute__((vector_size(16)));
+
 enum { BLOCK = 256 }; /* output pixels per inner pass: the per-pixel arrays stay in L1 */
+
+/* exp for the activations, vectorisable (no libm call): Cody-Waite reduction to |r| <= ln2/2 and
+ * a degree-6 Taylor polynomial, about 2 ulp; inputs clamped to [-87, 88] (no inf, no denormals). */
+static inline float exp_approx(float x) {
+    x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);
+    const float n = rintf(x * 1.44269504f);
+    const float r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;
+    const float p = 1.f + r * (1.f + r * (0.5f + r * (1.6666667e-1f + r * (4.1666668e-2f +
+                    r * (8.3333338e-3f + r * 1.3888889e-3f)))));
+    const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    float s;
+    memcpy(&s, &bits, sizeof s);
+    return p * s;
+}
+
+static inline float tanh_approx(float y) {
+    const float t = exp_approx(-2.f * fabsf(y)), v = (1.f - t) / (1.f + t);
+    return y < 0.f ? -v : v;
+}
+
+static inline float sigmoid_approx(float y) { return 1.f / (1.f + exp_approx(-y)); }
 
 static void load_row(float *dst, const void *src, int dtype, int64_t start, int64_t n) {
     if (dtype == BF16) {
@@ -55,7 +83,10 @@ static void run(const job_t *j) {
     const int64_t out_plane = j->n_rows * j->w_out, off_plane = j->h_out * j->w_out;
     const float fh = (float)j->h, fw = (float)j->w;
     const int32_t W = (int32_t)j->w, hmax = (int32_t)j->h - 1, wmax = (int32_t)j->w - 1;
-    float oy[BLOCK], ox[BLOCK], mk[BLOCK], w00[BLOCK], w01[BLOCK], w10[BLOCK], w11[BLOCK], v[BLOCK];
+    float oy[BLOCK], ox[BLOCK], mk[BLOCK], w00[BLOCK], w01[BLOCK], w10[BLOCK], w11[BLOCK];
+    v4f v[BLOCK];
+    const int64_t cp = (cg + 3) / 4 * 4;
+    const int32_t CP = (int32_t)cp;
     int32_t i00[BLOCK], i01[BLOCK], i10[BLOCK], i11[BLOCK];
     for (int64_t item = j->first; item < j->last; ++item) {
         const int64_t r = item % j->n_rows;
@@ -66,9 +97,11 @@ static void run(const job_t *j) {
         const int64_t y = j->row0 + r;
         const float base_y = (float)(y * j->sh - j->ph + (k / j->kw) * j->dh);
         const float base_x = (float)(-j->pw + (k % j->kw) * j->dw);
-        const int64_t oy0 = ((bi * j->groups + g) * taps + k) * 2 * off_plane + y * j->w_out;
-        const int64_t om0 = ((bi * j->groups + g) * taps + k) * off_plane + y * j->w_out;
-        const float *src = j->x + (bi * j->c + g * cg) * plane;
+        const int64_t oy0 = bi * j->off_bstride + (g * taps + k) * 2 * off_plane + y * j->w_out;
+        const int64_t om0 = bi * j->mask_bstride + (g * taps + k) * off_plane + y * j->w_out;
+        /* x is packed (b, groups, h, w, cp): a group's channels side by side, cp = cg rounded up
+         * to 4, so one 16-byte load reads four channels of a corner (no per-channel gathers) */
+        const float *src = j->x + (bi * j->groups + g) * plane * cp;
         const int64_t out_row = (bi * j->c + g * cg) * taps + k; /* row of channel g*cg, tap k */
         for (int64_t x0 = 0; x0 < j->w_out; x0 += BLOCK) {
             const int64_t n = j->w_out - x0 < BLOCK ? j->w_out - x0 : BLOCK;
@@ -78,6 +111,14 @@ static void run(const job_t *j) {
                 load_row(mk, j->mask, j->mask_dtype, om0 + x0, n);
             else
                 for (int64_t i = 0; i < n; ++i) mk[i] = 1.f;
+            if (j->raw) {
+                for (int i = 0; i < (int)n; ++i) {
+                    oy[i] = j->scale * tanh_approx(j->inner * oy[i]);
+                    ox[i] = j->scale * tanh_approx(j->inner * ox[i]);
+                }
+                if (j->mask)
+                    for (int i = 0; i < (int)n; ++i) mk[i] = sigmoid_approx(mk[i]);
+            }
             /* bilinear weights (mask folded in) and the four corner indices, branch-free */
             const float bx = base_x + (float)(x0 * j->sw), step = (float)j->sw;
             for (int i = 0; i < (int)n; ++i) {
@@ -98,21 +139,31 @@ static void run(const job_t *j) {
                 /* clamped, so that zero-weight corners still read inside the image */
                 const int32_t yt = y0 < 0 ? 0 : y0, yb = y0 < hmax ? y0 + 1 : hmax;
                 const int32_t xl = xl0 < 0 ? 0 : xl0, xr = xl0 < wmax ? xl0 + 1 : wmax;
-                i00[i] = yt * W + xl;
-                i01[i] = yt * W + xr;
-                i10[i] = yb * W + xl;
-                i11[i] = yb * W + xr;
+                i00[i] = (yt * W + xl) * CP;
+                i01[i] = (yt * W + xr) * CP;
+                i10[i] = (yb * W + xl) * CP;
+                i11[i] = (yb * W + xr) * CP;
             }
-            for (int64_t ci = 0; ci < cg; ++ci) {
-                const float *p = src + ci * plane;
-                for (int i = 0; i < (int)n; ++i)
-                    v[i] = w00[i] * p[i00[i]] + w01[i] * p[i01[i]] + w10[i] * p[i10[i]] + w11[i] * p[i11[i]];
-                const int64_t o = (out_row + ci * taps) * out_plane + r * j->w_out + x0;
-                if (j->out_dtype == BF16) {
-                    uint16_t *d = (uint16_t *)j->out + o;
-                    for (int i = 0; i < (int)n; ++i) d[i] = to_bf16(v[i]);
-                } else {
-                    memcpy((float *)j->out + o, v, (size_t)n * sizeof(float));
+            for (int64_t c0 = 0; c0 < cg; c0 += 4) {
+                const float *p = src + c0;
+                for (int i = 0; i < (int)n; ++i) {
+                    v4f a, b, c, d;
+                    memcpy(&a, p + i00[i], sizeof a);
+                    memcpy(&b, p + i01[i], sizeof b);
+                    memcpy(&c, p + i10[i], sizeof c);
+                    memcpy(&d, p + i11[i], sizeof d);
+                    v[i] = a * w00[i] + b * w01[i] + c * w10[i] + d * w11[i];
+                }
+                const int64_t lanes = cg - c0 < 4 ? cg - c0 : 4;
+                for (int64_t lane = 0; lane < lanes; ++lane) {
+                    const int64_t o = (out_row + (c0 + lane) * taps) * out_plane + r * j->w_out + x0;
+                    if (j->out_dtype == BF16) {
+                        uint16_t *dst = (uint16_t *)j->out + o;
+                        for (int i = 0; i < (int)n; ++i) dst[i] = to_bf16(v[i][lane]);
+                    } else {
+                        float *dst = (float *)j->out + o;
+                        for (int i = 0; i < (int)n; ++i) dst[i] = v[i][lane];
+                    }
                 }
             }
         }
@@ -122,8 +173,13 @@ static void run(const job_t *j) {
 /* Threads come from OpenMP: loaded after torch, this library binds to the libgomp.so.1 torch
  * already loaded, so it shares torch's worker threads instead of competing with them (with a
  * second pool, torch's idle workers spin on the cores this kernel needs). */
+/* raw != 0: offset and mask hold the offset U-Net's raw outputs, and the kernel applies TSAF's
+ * activations itself (offset = scale * tanh(inner * raw), mask = sigmoid(raw)), so they are never
+ * written out. off_bstride / mask_bstride: elements between batch items, so that both can be
+ * channel slices of one (b, 3*g*taps, h_out, w_out) tensor. */
 void didtv_deform_columns(const float *x, const void *offset, int off_dtype, const void *mask,
-                          int mask_dtype, void *out, int out_dtype, int64_t b, int64_t c, int64_t h,
+                          int mask_dtype, int raw, float scale, float inner, int64_t off_bstride,
+                          int64_t mask_bstride, void *out, int out_dtype, int64_t b, int64_t c, int64_t h,
                           int64_t w, int64_t groups, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                           int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t h_out,
                           int64_t w_out, int64_t row0, int64_t n_rows, int threads) {
@@ -132,7 +188,8 @@ void didtv_deform_columns(const float *x, const void *offset, int off_dtype, con
     if (threads > items) threads = (int)(items > 0 ? items : 1);
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
     for (int t = 0; t < threads; ++t) {
-        const job_t job = {x, offset, mask, out, off_dtype, mask_dtype, out_dtype, b, c, h, w,
+        const job_t job = {x, offset, mask, out, off_dtype, mask_dtype, out_dtype, raw, scale, inner,
+                           off_bstride, mask_bstride, b, c, h, w,
                            groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, row0, n_rows,
                            items * t / threads, items * (t + 1) / threads};
         run(&job);
