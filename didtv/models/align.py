@@ -232,14 +232,19 @@ def deform_conv2d_native(
         cdt = torch.float32
     # the kernel reads each offset group's channels side by side, padded to a multiple of 4
     cg = c_in // groups
-    src = x.to(torch.float32).view(b, groups, cg, h, w).permute(0, 1, 3, 4, 2)
-    src = F.pad(src, (0, -cg % 4)).contiguous()
+    src = torch.empty(b, groups, h, w, cg + -cg % 4)
+    src[..., cg:].zero_()
+    src[..., :cg].copy_(x.view(b, groups, cg, h, w).permute(0, 1, 3, 4, 2))
     offset, mask = _batch_strided(offset), None if mask is None else _batch_strided(mask)
     w2d = weight.reshape(c_out, c_in * taps).to(cdt)
     per_row = b * c_in * taps * w_out
     chunk = max(1, min(h_out, max_elements // max(per_row, 1)))
     buffer = torch.empty(per_row * chunk, dtype=cdt)
-    out = torch.empty(b, c_out, h_out, w_out, dtype=cdt)
+    # with a bias the result has the dtype of (matmul + bias), as in deform_conv2d_torch (float32
+    # under bf16 autocast); the bias is added as each chunk is written, not in a pass of its own
+    out_dtype = cdt if bias is None else torch.promote_types(cdt, bias.dtype)
+    out = torch.empty(b, c_out, h_out, w_out, dtype=out_dtype)
+    bias4 = None if bias is None else bias.view(1, c_out, 1, 1)
     threads = torch.get_num_threads()
     with torch.autocast("cpu", enabled=False):
         for r0 in range(0, h_out, chunk):
@@ -254,9 +259,11 @@ def deform_conv2d_native(
                 columns.data_ptr(), _NATIVE_DTYPES[cdt],
                 b, c_in, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, r0, n, threads,
             )
-            out[:, :, r0 : r0 + n] = torch.matmul(w2d, columns).view(b, c_out, n, w_out)
-    if bias is not None:
-        out = out + bias.view(1, c_out, 1, 1)
+            rows = torch.matmul(w2d, columns).view(b, c_out, n, w_out)
+            if bias4 is None:
+                out[:, :, r0 : r0 + n] = rows
+            else:
+                torch.add(rows, bias4, out=out[:, :, r0 : r0 + n])
     return out
 
 
