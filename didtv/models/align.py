@@ -232,9 +232,10 @@ def deform_conv2d_native(
         cdt = torch.float32
     # the kernel reads each offset group's channels side by side, padded to a multiple of 4
     cg = c_in // groups
+    frames = x.to(torch.float32).contiguous()
     src = torch.empty(b, groups, h, w, cg + -cg % 4)
-    src[..., cg:].zero_()
-    src[..., :cg].copy_(x.view(b, groups, cg, h, w).permute(0, 1, 3, 4, 2))
+    threads = torch.get_num_threads()
+    native.pack_kernel()(frames.data_ptr(), src.data_ptr(), b, c_in, h, w, groups, src.shape[-1], threads)
     offset, mask = _batch_strided(offset), None if mask is None else _batch_strided(mask)
     w2d = weight.reshape(c_out, c_in * taps).to(cdt)
     per_row = b * c_in * taps * w_out
@@ -245,7 +246,6 @@ def deform_conv2d_native(
     out_dtype = cdt if bias is None else torch.promote_types(cdt, bias.dtype)
     out = torch.empty(b, c_out, h_out, w_out, dtype=out_dtype)
     bias4 = None if bias is None else bias.view(1, c_out, 1, 1)
-    threads = torch.get_num_threads()
     with torch.autocast("cpu", enabled=False):
         for r0 in range(0, h_out, chunk):
             n = min(chunk, h_out - r0)

@@ -23,11 +23,11 @@ needs_kernel = pytest.mark.skipif(not HAS_CC, reason="no C compiler (cc/gcc): th
 
 @pytest.fixture
 def fresh_kernel(monkeypatch, tmp_path):
-    """A kernel cache of its own in tmp_path, rebuilt on the next deform_kernel() call."""
+    """A kernel cache of its own in tmp_path, built again on the next call."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    native.deform_kernel.cache_clear()
+    native.forget()
     yield tmp_path
-    native.deform_kernel.cache_clear()
+    native.forget()
 
 
 def _f32(*tensors):
@@ -131,10 +131,10 @@ def test_tiny_gives_the_same_output_with_and_without_the_kernel(monkeypatch):
     with torch.no_grad():
         fused = model(frames)
         monkeypatch.setenv("DIDTV_NATIVE", "0")
-        native.deform_kernel.cache_clear()
+        native.forget()
         assert not native_deform_available()
         plain = model(frames)
-    native.deform_kernel.cache_clear()
+    native.forget()
     torch.testing.assert_close(fused, plain, rtol=0, atol=1e-5)
 
 
@@ -144,7 +144,7 @@ def test_the_build_is_cached_per_source_and_cpu(fresh_kernel):
     built = list((fresh_kernel / "didtv" / "native").glob("deform_sample-*.so"))
     assert len(built) == 1
     stamp = built[0].stat().st_mtime_ns
-    native.deform_kernel.cache_clear()
+    native.forget()
     assert native.deform_kernel() is not None
     assert built[0].stat().st_mtime_ns == stamp  # loaded, not rebuilt
     assert list(fresh_kernel.rglob("*.so")) == built  # no temporary left behind
@@ -158,7 +158,7 @@ def test_no_compiler_or_a_failed_build_falls_back_to_torch(fresh_kernel, monkeyp
     failing.write_text("#!/bin/sh\necho 'cc: error: something broke' >&2\nexit 1\n")
     failing.chmod(0o755)
     monkeypatch.setenv("DIDTV_CC", str(failing))
-    native.deform_kernel.cache_clear()
+    native.forget()
     assert native.deform_kernel() is None
     assert not list(tmp_path.rglob("*.so"))  # nothing half-built left to be loaded later
     x, offset, mask, weight, bias = _f32(*_random_case(5))
@@ -212,3 +212,16 @@ def test_tsaf_takes_the_fused_path_for_inference_and_matches_the_torch_path(monk
         plain = tsaf(frames)
     assert len(calls) == 1
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
+@pytest.mark.parametrize("groups, c", [(7, 21), (2, 4), (1, 5), (2, 16)])
+def test_pack_groups_lays_each_groups_channels_side_by_side(groups, c):
+    x = torch.randn(2, c, 5, 7)
+    cg = c // groups
+    cp = cg + -cg % 4
+    got = torch.full((2, groups, 5, 7, cp), float("nan"))
+    native.pack_kernel()(x.data_ptr(), got.data_ptr(), 2, c, 5, 7, groups, cp, 2)
+    want = torch.zeros(2, groups, 5, 7, cp)
+    want[..., :cg] = x.view(2, groups, cg, 5, 7).permute(0, 1, 3, 4, 2)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)

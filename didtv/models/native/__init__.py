@@ -76,9 +76,25 @@ def _build(cc: str, target: Path) -> None:
             os.unlink(tmp)
 
 
-@functools.lru_cache(maxsize=1)
 def deform_kernel():
     """The loaded ``didtv_deform_columns`` function, or ``None`` when it cannot be had."""
+    lib = _library()
+    return None if lib is None else lib.didtv_deform_columns
+
+
+def pack_kernel():
+    """The loaded ``didtv_pack_groups`` function (the sampling's input layout), or ``None``."""
+    lib = _library()
+    return None if lib is None else lib.didtv_pack_groups
+
+
+def forget() -> None:
+    """Drop the loaded library, so the next call looks again (tests; a changed ``DIDTV_NATIVE``)."""
+    _library.cache_clear()
+
+
+@functools.lru_cache(maxsize=1)
+def _library():
     if not enabled() or platform.system() != "Linux":
         return None
     cc = _compiler()
@@ -99,10 +115,11 @@ def deform_kernel():
             log.info("native deformable sampling unavailable in %s: %s", directory, exc)
     else:
         return None
-    fn = lib.didtv_deform_columns
-    i64 = ctypes.c_int64
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
-                   ctypes.c_int, ctypes.c_float, ctypes.c_float, i64, i64,
-                   ctypes.c_void_p, ctypes.c_int, *([i64] * 17), ctypes.c_int]
-    fn.restype = None
-    return fn
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    lib.didtv_deform_columns.argtypes = [ptr, ptr, ctypes.c_int, ptr, ctypes.c_int, ctypes.c_int,
+                                         ctypes.c_float, ctypes.c_float, i64, i64, ptr, ctypes.c_int,
+                                         *([i64] * 17), ctypes.c_int]
+    lib.didtv_deform_columns.restype = None
+    lib.didtv_pack_groups.argtypes = [ptr, ptr, *([i64] * 6), ctypes.c_int]
+    lib.didtv_pack_groups.restype = None
+    return lib

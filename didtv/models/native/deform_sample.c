@@ -195,3 +195,28 @@ void didtv_deform_columns(const float *x, const void *offset, int off_dtype, con
         run(&job);
     }
 }
+
+/* x (b, c, h, w) float32 -> out (b, g, h, w, cp): each group's c/g channels side by side, zero
+ * lanes up to cp (a multiple of 4), the input layout of didtv_deform_columns. */
+void didtv_pack_groups(const float *x, float *out, int64_t b, int64_t c, int64_t h, int64_t w,
+                       int64_t groups, int64_t cp, int threads) {
+    const int64_t cg = c / groups, rows = b * groups * h, plane = h * w;
+    if (threads < 1) threads = 1;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t row = 0; row < rows; ++row) {
+        const int64_t y = row % h, bg = row / h; /* bg = batch * groups + group */
+        const float *src = x + bg * cg * plane + y * w; /* channel g*cg of batch b, row y */
+        float *dst = out + row * w * cp;
+        if (cg == 3 && cp == 4) { /* DIDNet's case: RGB of one frame */
+            const float *r = src, *g = src + plane, *bl = src + 2 * plane;
+            for (int64_t i = 0; i < w; ++i) {
+                const v4f v = {r[i], g[i], bl[i], 0.f};
+                memcpy(dst + 4 * i, &v, sizeof v);
+            }
+        } else {
+            for (int64_t i = 0; i < w; ++i)
+                for (int64_t ci = 0; ci < cp; ++ci)
+                    dst[i * cp + ci] = ci < cg ? src[ci * plane + i] : 0.f;
+        }
+    }
+}
