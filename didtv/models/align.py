@@ -49,6 +49,31 @@ def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
+def _dcn_geometry(x, offset, mask, weight, stride, padding, dilation) -> tuple[int, ...]:
+    """Checks the shapes of a DCN call; returns
+    ``(b, c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, taps, groups)``."""
+    b, c_in, h, w = x.shape
+    c_out, c_w, kh, kw = weight.shape
+    if c_w != c_in:
+        raise ValueError(f"weight expects {c_w} input channels, x has {c_in}")
+    sh, sw = _pair(stride)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    h_out = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    w_out = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    taps = kh * kw
+    if offset.shape[0] != b or offset.shape[-2:] != (h_out, w_out) or offset.shape[1] % (2 * taps):
+        raise ValueError(
+            f"offset must be (b={b}, 2*groups*{taps}, {h_out}, {w_out}), got {tuple(offset.shape)}"
+        )
+    groups = offset.shape[1] // (2 * taps)
+    if c_in % groups:
+        raise ValueError(f"{c_in} input channels cannot be split into {groups} offset groups")
+    if mask is not None and tuple(mask.shape) != (b, groups * taps, h_out, w_out):
+        raise ValueError(f"mask must be {(b, groups * taps, h_out, w_out)}, got {tuple(mask.shape)}")
+    return b, c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, taps, groups
+
+
 # Left out of torch.compile graphs (Runner(torch_compile=True)): dynamo would unroll the loop over
 # row chunks, one copy per chunk (about 100 at 1080p), and that compiled for minutes and ran
 # slower than eager; with the DCN left eager, the rest of DIDNet compiles in about 20 s and runs
@@ -83,25 +108,8 @@ def deform_conv2d_torch(
     Returns:
         ``(b, c_out, h_out, w_out)``; the matmul runs in ``weight``'s dtype (or the autocast one).
     """
-    b, c_in, h, w = x.shape
-    c_out, c_w, kh, kw = weight.shape
-    if c_w != c_in:
-        raise ValueError(f"weight expects {c_w} input channels, x has {c_in}")
-    sh, sw = _pair(stride)
-    ph, pw = _pair(padding)
-    dh, dw = _pair(dilation)
-    h_out = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    w_out = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    taps = kh * kw
-    if offset.shape[0] != b or offset.shape[-2:] != (h_out, w_out) or offset.shape[1] % (2 * taps):
-        raise ValueError(
-            f"offset must be (b={b}, 2*groups*{taps}, {h_out}, {w_out}), got {tuple(offset.shape)}"
-        )
-    groups = offset.shape[1] // (2 * taps)
-    if c_in % groups:
-        raise ValueError(f"{c_in} input channels cannot be split into {groups} offset groups")
-    if mask is not None and tuple(mask.shape) != (b, groups * taps, h_out, w_out):
-        raise ValueError(f"mask must be {(b, groups * taps, h_out, w_out)}, got {tuple(mask.shape)}")
+    (b, c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, taps,
+     groups) = _dcn_geometry(x, offset, mask, weight, stride, padding, dilation)
 
     # Sample in row chunks so the (c_in * taps) x pixels column buffer stays bounded: a 1080p
     # frame with 21 channels and 9 taps would otherwise need ~1.5 GB at once. 4M values (16 MB
@@ -175,6 +183,8 @@ def _native_applies(x, offset, mask, weight) -> bool:
         and x.dtype in _NATIVE_DTYPES
         and offset.dtype in _NATIVE_DTYPES
         and (mask is None or mask.dtype in _NATIVE_DTYPES)
+        # the kernel indexes a packed group (h * w * channels rounded up to 4) with int32
+        and 4 * x[0].numel() < 2**31
         and native_deform_available()
     )
 
@@ -209,23 +219,8 @@ def deform_conv2d_native(
     kernel = native.deform_kernel()
     if kernel is None:
         raise RuntimeError("the native deformable sampling kernel is not available")
-    b, c_in, h, w = x.shape
-    c_out, c_w, kh, kw = weight.shape
-    if c_w != c_in:
-        raise ValueError(f"weight expects {c_w} input channels, x has {c_in}")
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-    h_out = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    w_out = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    taps = kh * kw
-    if offset.shape[0] != b or offset.shape[-2:] != (h_out, w_out) or offset.shape[1] % (2 * taps):
-        raise ValueError(
-            f"offset must be (b={b}, 2*groups*{taps}, {h_out}, {w_out}), got {tuple(offset.shape)}"
-        )
-    groups = offset.shape[1] // (2 * taps)
-    if c_in % groups:
-        raise ValueError(f"{c_in} input channels cannot be split into {groups} offset groups")
-    if mask is not None and tuple(mask.shape) != (b, groups * taps, h_out, w_out):
-        raise ValueError(f"mask must be {(b, groups * taps, h_out, w_out)}, got {tuple(mask.shape)}")
+    (b, c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, taps,
+     groups) = _dcn_geometry(x, offset, mask, weight, stride, padding, dilation)
 
     cdt = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else weight.dtype
     if cdt not in _NATIVE_DTYPES:
