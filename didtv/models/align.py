@@ -7,10 +7,13 @@ offsets and fuses them into one feature map; residual blocks then refine the fus
     frames (b, t, 3, h, w) --concat--> (b, 3t, h, w) --OffsetUNet--> offsets, masks
     (b, 3t, h, w) --DCNv2(offsets, masks)--> (b, c, h, w) --ResBlocks--> F_f (b, c, h, w)
 
-Deformable convolution here is pure PyTorch: one ``grid_sample`` over all k*k taps, multiply by
-the mask, then one matmul with the weights. On CPU this is faster than torchvision's kernel (see
-RESEARCH.md); on CUDA, :func:`deform_conv2d` uses ``torchvision.ops.deform_conv2d`` when
-torchvision is importable. Both follow torchvision's tensor layout:
+Deformable convolution comes in three kernels behind :func:`deform_conv2d`: pure PyTorch (one
+``grid_sample`` over all k*k taps, multiply by the mask, then one matmul with the weights; the
+reference, and the one autograd uses); for CPU inference, the same sampling fused into one C pass
+(:func:`deform_conv2d_native`, :mod:`didtv.models.native`; TSAF hands it the U-Net's raw output
+so it applies the tanh/sigmoid too); on CUDA, ``torchvision.ops.deform_conv2d`` when torchvision
+is importable (on the CPU it is slower than either, RESEARCH.md). All follow torchvision's
+tensor layout:
 
 - ``offset``: ``(b, 2 * g * kh * kw, h_out, w_out)``; for offset group ``g`` and tap ``k``
   (row-major over the kernel), channel ``2 * (g * kh * kw + k)`` is the row (y) offset and the
