@@ -194,6 +194,7 @@ def _network(size, frames, model, device, precision, threads, tile, batch_size, 
              **_) -> dict:
     import torch
 
+    from didtv.models.align import native_deform_available
     from didtv.models.registry import load_model
     from didtv.pipeline.runner import Runner
     from didtv.pipeline.window import sliding_windows
@@ -238,6 +239,9 @@ def _network(size, frames, model, device, precision, threads, tile, batch_size, 
               "batch": batch, "tile": tile,
               "device": str(runner.device), "precision": runner.precision,
               "torch_compile": runner.torch_compile, "warmup_s": warmup}
+    if runner.device.type == "cpu" and getattr(net, "tsaf", None) is not None:
+        # which deformable sampling this process ran: the fused C kernel or PyTorch's path
+        result["deform_sampling"] = "native" if native_deform_available() else "torch"
     if ref is not None:
         result["gflops_per_frame"] = flops(ph, pw)["total"] / 1e9
         result["flops_per_s"] = result["gflops_per_frame"] * 1e9 * fps
@@ -397,8 +401,6 @@ def machine() -> dict:
 
     import torch
 
-    from didtv.models.align import native_deform_available
-
     cpu = platform.processor() or ""
     try:
         with open("/proc/cpuinfo") as f:
@@ -409,9 +411,7 @@ def machine() -> dict:
     except OSError:
         pass
     info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-            "python": sys.version.split()[0], "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            # the deformable convolution's sampling on the CPU: the fused C kernel or PyTorch's path
-            "deform_sampling": "native" if native_deform_available() else "torch"}
+            "python": sys.version.split()[0], "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -64,8 +64,7 @@ def _print(report: dict) -> None:
 
     m = report["machine"]
     title = (f"didtv bench: {report['model']}{' (untrained)' if report['untrained'] else ''} at {report['size']}, {report['frames']} frames; "
-             f"{m['cpu']} ({m['cores']} cores){', ' + m['gpu'] if 'gpu' in m else ''}, torch {m['torch']}, "
-             f"deformable sampling: {m.get('deform_sampling', 'torch')}")
+             f"{m['cpu']} ({m['cores']} cores){', ' + m['gpu'] if 'gpu' in m else ''}, torch {m['torch']}")
     table = Table(title=title, title_justify="left")
     for col in ("part", "frames/s", "Mpixel/s", "achieved", "peak RSS MB (+FFmpeg)", "notes"):
         table.add_column(col, justify="left" if col in ("part", "notes") else "right")
@@ -86,6 +85,8 @@ def _print(report: dict) -> None:
             notes.append(f"streaming {r['streaming_fps']:.2f} fps; bottleneck {r['stages']['bottleneck']}")
         if name == "network" and r.get("torch_compile"):
             notes.append(f"torch.compile (first window {r['warmup_s']:.0f} s)")
+        if name == "network" and r.get("deform_sampling"):
+            notes.append(f"deformable sampling: {r['deform_sampling']}")
         if name == "network" and r.get("tile"):
             notes.append(f"tiles of {r['tile']}")
         if name == "encode":

@@ -180,8 +180,7 @@ def _native_applies(x, offset, mask, weight) -> bool:
     float64 tests, CUDA) takes :func:`deform_conv2d_torch`."""
     tensors = [t for t in (x, offset, mask, weight) if t is not None]
     return (
-        not x.is_cuda
-        and all(t.device.type == "cpu" for t in tensors)
+        all(t.device.type == "cpu" for t in tensors)
         and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
         and x.dtype in _NATIVE_DTYPES
         and offset.dtype in _NATIVE_DTYPES

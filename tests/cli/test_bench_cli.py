@@ -10,6 +10,7 @@ from clips import make_clip, requires_ffmpeg
 from didtv.bench import parse_size, summarise
 from didtv.cli.main import cli
 from didtv.errors import UsageError
+from didtv.models.align import native_deform_available
 
 pytestmark = requires_ffmpeg
 
@@ -26,6 +27,7 @@ def test_bench_json_has_every_part_and_a_bottleneck():
         assert report["parts"][part]["memory"]["tree_rss_mb"] > 0
     assert report["parts"]["reference"]["flops_per_s"] > 0
     assert report["parts"]["pipeline"]["frames"] == 4
+    assert "deform_sampling" not in report["parts"]["network"]  # an analytic model has no DCN
     assert report["bottleneck"] in ("network", "decode", "encode")
     assert report["efficiency"] > 0
 
@@ -35,6 +37,7 @@ def test_bench_table_for_an_untrained_model_part():
                                    "--part", "reference", "--part", "network"])
     assert res.exit_code == 0, res.output
     assert "network achieved FLOP/s" in res.output and "(untrained)" in res.output
+    assert "sampling:" in res.output  # the network note "deformable sampling: ..." (wrapped at 80 columns)
 
 
 def test_bench_network_part_measures_the_reference_between_its_windows():
@@ -44,6 +47,7 @@ def test_bench_network_part_measures_the_reference_between_its_windows():
     report = json.loads(res.output)
     net = report["parts"]["network"]
     assert net["reference_flops_per_s"] > 0
+    assert net["deform_sampling"] == ("native" if native_deform_available() else "torch")
     assert abs(report["network_vs_reference"] - net["flops_per_s"] / net["reference_flops_per_s"]) < 1e-12
 
 

@@ -104,6 +104,8 @@ def _library():
     key = hashlib.sha256(
         "\0".join([SOURCE.read_text(), cc, *CFLAGS, platform.machine(), _cpu_flags()]).encode()
     ).hexdigest()[:16]
+    # The temporary directory is for a cache that cannot be written or loaded from (OSError); a
+    # compiler that fails fails there too, so that is not built twice.
     for directory in (cache_dir(), Path(tempfile.gettempdir()) / f"didtv-native-{os.getuid()}"):
         target = directory / f"deform_sample-{key}.so"
         try:
@@ -111,8 +113,11 @@ def _library():
                 _build(cc, target)
             lib = ctypes.CDLL(str(target))
             break
-        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        except OSError as exc:
             log.info("native deformable sampling unavailable in %s: %s", directory, exc)
+        except (RuntimeError, subprocess.SubprocessError) as exc:
+            log.info("building the native deformable sampling failed: %s", exc)
+            return None
     else:
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
