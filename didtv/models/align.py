@@ -29,6 +29,7 @@ good to 2 px, which would make alignment meaningless. The matmul then runs in th
 
 from __future__ import annotations
 
+import ctypes
 import math
 
 import torch
@@ -109,7 +110,9 @@ def deform_conv2d_torch(
             (``b * c_in * k * k * rows * w_out``) to bound memory; the result does not change.
 
     Returns:
-        ``(b, c_out, h_out, w_out)``; the matmul runs in ``weight``'s dtype (or the autocast one).
+        ``(b, c_out, h_out, w_out)`` in the matmul's dtype: ``weight``'s, or under autocast the
+        autocast one (bias included, like ``F.conv2d`` under autocast), so a bf16 network's
+        features stay bf16 after the DCN.
     """
     (b, c_in, h, w, c_out, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, taps,
      groups) = _dcn_geometry(x, offset, mask, weight, stride, padding, dilation)
@@ -128,7 +131,7 @@ def deform_conv2d_torch(
     ]
     out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
     if bias is not None:
-        out = out + bias.view(1, c_out, 1, 1)
+        out = out + bias.view(1, c_out, 1, 1).to(out.dtype)
     return out
 
 
@@ -204,6 +207,7 @@ def deform_conv2d_native(
     dilation: int | tuple[int, int] = 1,
     max_elements: int = 1 << 22,
     raw_activation: tuple[float, float] | None = None,
+    channels_last: bool = False,
 ) -> torch.Tensor:
     """:func:`deform_conv2d_torch` with the sampling in one fused C pass (CPU, no autograd).
 
@@ -216,7 +220,11 @@ def deform_conv2d_native(
     ``raw_activation=(scale, inner)``: ``offset`` and ``mask`` are pre-activation values and the
     kernel uses ``scale * tanh(inner * offset)`` and ``sigmoid(mask)`` (TSAF's activations, see
     :meth:`TSAF.offsets_and_mask`), computed in float32 as it samples, so the activated maps are
-    never written out. ``offset`` and ``mask`` may then be channel slices of one tensor.
+    never written out. ``offset`` and ``mask`` may then be channel slices of one tensor, in NCHW or
+    channels-last layout (read as they lie).
+
+    ``channels_last=True`` returns the result in channels-last memory layout (each chunk's
+    matmul writes pixels x channels), for a channels-last network after the DCN.
     """
     kernel = native.deform_kernel()
     if kernel is None:
@@ -233,15 +241,21 @@ def deform_conv2d_native(
     src = torch.empty(b, groups, h, w, cg + -cg % 4)
     threads = torch.get_num_threads()
     native.pack_kernel()(frames.data_ptr(), src.data_ptr(), b, c_in, h, w, groups, src.shape[-1], threads)
-    offset, mask = _batch_strided(offset), None if mask is None else _batch_strided(mask)
+    offset, off_strides = _kernel_strides(offset)
+    mask, mask_strides = (None, None) if mask is None else _kernel_strides(mask)
     w2d = weight.reshape(c_out, c_in * taps).to(cdt)
     per_row = b * c_in * taps * w_out
     chunk = max(1, min(h_out, max_elements // max(per_row, 1)))
     buffer = torch.empty(per_row * chunk, dtype=cdt)
-    # with a bias the result has the dtype of (matmul + bias), as in deform_conv2d_torch (float32
-    # under bf16 autocast); the bias is added as each chunk is written, not in a pass of its own
-    out_dtype = cdt if bias is None else torch.promote_types(cdt, bias.dtype)
-    out = torch.empty(b, c_out, h_out, w_out, dtype=out_dtype)
+    # the result is in the matmul's dtype, bias included (as in deform_conv2d_torch); the bias is
+    # added as each chunk is written, not in a pass of its own
+    out_dtype = cdt
+    bias = None if bias is None else bias.to(cdt)
+    if channels_last:  # (b, h_out, w_out, c_out) in memory
+        out = torch.empty(b, h_out, w_out, c_out, dtype=out_dtype)
+        w2d_t = w2d.t()
+    else:
+        out = torch.empty(b, c_out, h_out, w_out, dtype=out_dtype)
     bias4 = None if bias is None else bias.view(1, c_out, 1, 1)
     with torch.autocast("cpu", enabled=False):
         for r0 in range(0, h_out, chunk):
@@ -252,23 +266,33 @@ def deform_conv2d_native(
                 None if mask is None else mask.data_ptr(),
                 _NATIVE_DTYPES[mask.dtype] if mask is not None else native.F32,
                 raw_activation is not None, *(raw_activation or (1.0, 1.0)),
-                offset.stride(0), 0 if mask is None else mask.stride(0),
+                off_strides, off_strides if mask is None else mask_strides,
                 columns.data_ptr(), _NATIVE_DTYPES[cdt],
                 b, c_in, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, r0, n, threads,
             )
-            rows = torch.matmul(w2d, columns).view(b, c_out, n, w_out)
-            if bias4 is None:
-                out[:, :, r0 : r0 + n] = rows
+            if channels_last:
+                rows = torch.matmul(columns.transpose(1, 2), w2d_t).view(b, n, w_out, c_out)
+                target = out[:, r0 : r0 + n]
+                bias_v = None if bias is None else bias.view(1, 1, 1, c_out)
             else:
-                torch.add(rows, bias4, out=out[:, :, r0 : r0 + n])
-    return out
+                rows = torch.matmul(w2d, columns).view(b, c_out, n, w_out)
+                target = out[:, :, r0 : r0 + n]
+                bias_v = bias4
+            if bias_v is None:
+                target.copy_(rows)
+            else:
+                torch.add(rows, bias_v, out=target)
+    return out.permute(0, 3, 1, 2) if channels_last else out
 
 
-def _batch_strided(t: torch.Tensor) -> torch.Tensor:
-    """``t`` itself when each batch item is one contiguous block (a channel slice of a contiguous
-    NCHW tensor is), else a contiguous copy; the kernel takes the batch stride as given."""
-    _, c, h, w = t.shape
-    return t if t.stride()[1:] == (h * w, w, 1) else t.contiguous()
+def _kernel_strides(t: torch.Tensor):
+    """``(t, its (batch, channel, pixel) strides as a C array)`` for the kernel, which reads any
+    layout whose rows of pixels are evenly spaced (``stride(2) == w * stride(3)``): NCHW, the
+    channels-last output of a convolution, channel slices of either. Anything else is copied."""
+    w = t.shape[3]
+    if t.stride(2) != w * t.stride(3):
+        t = t.contiguous()
+    return t, (ctypes.c_int64 * 3)(t.stride(0), t.stride(1), t.stride(3))
 
 
 def deform_conv2d(
@@ -396,16 +420,13 @@ class OffsetUNet(nn.Module):
         for conv, skip in zip(self.up, reversed(skips)):
             feat = F.interpolate(feat, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             feat = self.act(conv(torch.cat((feat, skip), dim=1)))
-        # NCHW out: the offsets are sliced per channel and the DCN's coordinate arithmetic on
-        # channels-last slices runs ~3x slower; converting the few feature channels here is
-        # cheaper than converting the 3 * 63 output channels (see use_channels_last).
-        return self.out(feat.contiguous())
+        return self.out(feat)
 
     def use_channels_last(self) -> None:
-        """Channels-last weights for the convolutions where it is faster on CPU (oneDNN): the
-        U-Net body took 0.65 s instead of 1.10 s for Tiny at 960x544 on 2 cores. The output conv
-        stays NCHW (see forward)."""
-        for conv in [self.head, *(c for pair in self.down for c in pair), *self.up]:
+        """Channels-last weights for every convolution (faster on CPU with oneDNN: the U-Net body
+        took 0.65 s instead of 1.10 s for Tiny at 960x544 on 2 cores). The output is then
+        channels-last too; the native DCN kernel reads it as it lies (docs/benchmarks.md)."""
+        for conv in [self.head, *(c for pair in self.down for c in pair), *self.up, self.out]:
             conv.to(memory_format=torch.channels_last)
 
     def flops(self, h: int, w: int) -> int:
@@ -479,6 +500,16 @@ class TSAF(nn.Module):
         self.offsets = OffsetUNet(in_channels, offset_channels, 3 * deform_groups * self.dcn.taps, depth=offset_depth)
         self.blocks = nn.Sequential(*(ResidualBlock(channels) for _ in range(num_blocks)))
         self.act = nn.LeakyReLU(0.1, inplace=True)
+        #: the native DCN writes its output channels-last (set by :meth:`use_channels_last`)
+        self.channels_last = False
+
+    def use_channels_last(self) -> None:
+        """Channels-last weights, and a channels-last result from the native DCN: the layout in
+        which oneDNN's CPU convolutions are fastest (docs/benchmarks.md). Same numbers."""
+        self.offsets.use_channels_last()
+        for block in self.blocks:
+            block.to(memory_format=torch.channels_last)
+        self.channels_last = True
 
     def offsets_and_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(b, 3t, h, w)`` -> offsets ``(b, 2*g*k*k, h, w)`` in pixels, masks ``(b, g*k*k, h, w)``."""
@@ -502,8 +533,10 @@ class TSAF(nn.Module):
             # CPU inference: the C kernel applies activate()'s tanh and sigmoid as it samples
             raw_offset, raw_mask = self._split(raw)
             return deform_conv2d_native(x, raw_offset, raw_mask, dcn.weight, dcn.bias, padding=dcn.padding,
-                                        raw_activation=(self.max_offset, OFFSET_SLOPE / self.max_offset))
-        return dcn(x, *self.activate(raw))
+                                        raw_activation=(self.max_offset, OFFSET_SLOPE / self.max_offset),
+                                        channels_last=self.channels_last)
+        # the PyTorch path slices the offsets per channel, fastest in NCHW
+        return dcn(x, *self.activate(raw.contiguous()))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, t, c, h, w = frames.shape

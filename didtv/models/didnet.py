@@ -339,8 +339,12 @@ class DIDNet(nn.Module):
         return self.head(feat, centre, cond), sdr_aux
 
     def use_channels_last(self) -> None:
-        """Channels-last weights where that is faster on CPU (the offset U-Net; align.py)."""
-        self.tsaf.offsets.use_channels_last()
+        """Channels-last weights and features for CPU inference, where oneDNN's convolutions are
+        fastest in that layout (docs/benchmarks.md); the same numbers within rounding."""
+        self.tsaf.use_channels_last()
+        for conv in self.modules():
+            if isinstance(conv, nn.Conv2d):
+                conv.to(memory_format=torch.channels_last)
 
     # -- the two halves, for tiled inference (didtv.pipeline.runner) -----------------------------
     # TSAF needs a wide context (halo); everything after it is local except FFE's channel

@@ -96,8 +96,8 @@ def test_bfloat16_autocast_writes_bfloat16_columns_like_the_torch_path():
         want = deform_conv2d_torch(x, off16, mask16, weight, bias, padding=1)
         got = deform_conv2d_native(x, off16, mask16, weight, bias, padding=1)
         no_bias = deform_conv2d_native(x, off16, mask16, weight, None, padding=1)
-    assert got.dtype == want.dtype == torch.float32  # bf16 matmul + float32 bias, as before
-    assert no_bias.dtype == torch.bfloat16
+    # the autocast dtype with the bias too, as F.conv2d under autocast
+    assert got.dtype == want.dtype == no_bias.dtype == torch.bfloat16
     scale = want.abs().max()
     assert (got - want).abs().max() <= 0.02 * scale
     exact = deform_conv2d_torch(x, offset, mask, weight, bias, padding=1)
@@ -225,3 +225,58 @@ def test_pack_groups_lays_each_groups_channels_side_by_side(groups, c):
     want = torch.zeros(2, groups, 5, 7, cp)
     want[..., :cg] = x.view(2, groups, cg, 5, 7).permute(0, 1, 3, 4, 2)
     torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@needs_kernel
+@pytest.mark.parametrize("raw", [False, True])
+def test_channels_last_offsets_are_read_as_they_lie_and_the_result_can_be_channels_last(raw):
+    """Offsets and masks as channel slices of one channels-last tensor (what the offset U-Net's
+    last conv gives in a channels-last model) give exactly the NCHW result, for a batch of two;
+    channels_last=True gives the same values in channels-last memory."""
+    gen = torch.Generator().manual_seed(11)
+    b, groups, taps, h, w = 2, 7, 9, 10, 300
+    x = torch.randn(b, 21, h, w, generator=gen)
+    both = torch.randn(b, 3 * groups * taps, h, w, generator=gen) * (0.5 if raw else 2.0)
+    if not raw:
+        both[:, 2 * groups * taps :] = torch.rand(b, groups * taps, h, w, generator=gen)
+    weight, bias = torch.randn(6, 21, 3, 3, generator=gen), torch.randn(6, generator=gen)
+    act = (16.0, 1.0) if raw else None
+    n_off = 2 * groups * taps
+
+    def run(t, **kw):
+        return deform_conv2d_native(x, t[:, :n_off], t[:, n_off:], weight, bias, padding=1, raw_activation=act, **kw)
+
+    with torch.no_grad():
+        want = run(both)
+        nhwc = both.contiguous(memory_format=torch.channels_last)
+        assert nhwc[:, :n_off].stride(1) == 1  # really strided channel slices
+        got = run(nhwc)
+        cl = run(both, channels_last=True)
+    assert torch.equal(got, want)
+    assert cl.is_contiguous(memory_format=torch.channels_last) and not cl.is_contiguous()
+    torch.testing.assert_close(cl, want, rtol=1e-6, atol=1e-5)
+    with torch.no_grad():  # a layout the kernel cannot stride through (rows not evenly spaced) is copied
+        odd = both.transpose(2, 3).contiguous().transpose(2, 3)
+        torch.testing.assert_close(run(odd), want, rtol=0, atol=0)
+
+
+@needs_kernel
+@pytest.mark.parametrize("precision", [torch.float32, torch.bfloat16])
+def test_a_channels_last_model_gives_the_nchw_output(precision):
+    """DIDNet.use_channels_last (what the CPU runner does) changes the memory layout of every
+    convolution and of the DCN's result, not the numbers: fp32 within float rounding, bf16 within
+    a fraction of a ten-bit code."""
+    import copy
+
+    model = load_model("tiny").eval()
+    cl_model = copy.deepcopy(model)
+    cl_model.use_channels_last()
+    assert cl_model.tsaf.channels_last and cl_model.tsaf.offsets.out.weight.is_contiguous(
+        memory_format=torch.channels_last)
+    frames = torch.rand(1, 7, 3, 64, 96, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision != torch.float32):
+        feat = cl_model.features(frames)
+        want, got = model(frames)[0], cl_model(frames)[0]
+    assert feat.is_contiguous(memory_format=torch.channels_last) and feat.dtype == precision
+    tol = 1e-5 if precision == torch.float32 else 1.0 / 1023
+    torch.testing.assert_close(got, want, rtol=0, atol=tol)

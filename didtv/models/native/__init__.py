@@ -122,7 +122,7 @@ def _library():
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.didtv_deform_columns.argtypes = [ptr, ptr, ctypes.c_int, ptr, ctypes.c_int, ctypes.c_int,
-                                         ctypes.c_float, ctypes.c_float, i64, i64, ptr, ctypes.c_int,
+                                         ctypes.c_float, ctypes.c_float, ptr, ptr, ptr, ctypes.c_int,
                                          *([i64] * 17), ctypes.c_int]
     lib.didtv_deform_columns.restype = None
     lib.didtv_pack_groups.argtypes = [ptr, ptr, *([i64] * 6), ctypes.c_int]

@@ -10,8 +10,10 @@
  *   x      (b, g, h, w, cp) float32: each offset group's c/g channels side by side per pixel,
  *          zero-padded to cp = a multiple of 4 (one 16-byte load reads a corner's channels;
  *          per-channel gathers were 2x slower on an AVX-512 EPYC)
- *   offset (b, 2*g*taps, h_out, w_out): channel 2*(g*taps+k) is y, the next x, in pixels
- *   mask   (b, g*taps, h_out, w_out) or NULL (all ones)
+ *   offset (b, 2*g*taps, h_out, w_out): channel 2*(g*taps+k) is y, the next x, in pixels; any
+ *          batch, channel and pixel strides (NCHW, or the channels-last output of the offset
+ *          U-Net's last convolution read as it lies)
+ *   mask   (b, g*taps, h_out, w_out) or NULL (all ones); strides as for offset
  *   out    (b, c*taps, n_rows*w_out): row c*taps + k, output rows row0 .. row0+n_rows-1
  * Corners outside the image read zero (DCN's zero padding, grid_sample's "zeros").
  * Built and loaded by didtv/models/native.py; no Python or torch headers needed.
@@ -38,9 +40,11 @@ typedef struct {
     int off_dtype, mask_dtype, out_dtype;
     int raw;            /* offsets and mask are pre-activation: see didtv_deform_columns */
     float scale, inner; /* offset = scale * tanh(inner * raw offset) */
-    int64_t off_bstride, mask_bstride; /* elements between batch items (channel slices allowed) */
+    /* elements between batch items, channels and pixels (pixels in row-major order: NCHW has
+     * pixel stride 1 and channel stride h_out * w_out, NHWC channel stride 1) */
+    int64_t off_bstride, off_cstride, off_pstride, mask_bstride, mask_cstride, mask_pstride;
     int64_t b, c, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, row0, n_rows;
-    int64_t first, last; /* items [first, last): one item = (batch, group, tap, row) */
+    int64_t first, last; /* items [first, last): one item = (batch, row, group, tap) */
 } job_t;
 
 typedef float v4f __attribute__((vector_size(16)));
@@ -68,19 +72,25 @@ static inline float tanh_approx(float y) {
 
 static inline float sigmoid_approx(float y) { return 1.f / (1.f + exp_approx(-y)); }
 
-static void load_row(float *dst, const void *src, int dtype, int64_t start, int64_t n) {
+static void load_row(float *dst, const void *src, int dtype, int64_t start, int64_t n, int64_t stride) {
     if (dtype == BF16) {
         const uint16_t *p = (const uint16_t *)src + start;
         uint32_t *d = (uint32_t *)dst;
-        for (int64_t i = 0; i < n; ++i) d[i] = (uint32_t)p[i] << 16;
-    } else {
+        if (stride == 1)
+            for (int64_t i = 0; i < n; ++i) d[i] = (uint32_t)p[i] << 16;
+        else
+            for (int64_t i = 0; i < n; ++i) d[i] = (uint32_t)p[i * stride] << 16;
+    } else if (stride == 1) {
         memcpy(dst, (const float *)src + start, (size_t)n * sizeof(float));
+    } else {
+        const float *p = (const float *)src + start;
+        for (int64_t i = 0; i < n; ++i) dst[i] = p[i * stride];
     }
 }
 
 static void run(const job_t *j) {
     const int64_t taps = j->kh * j->kw, cg = j->c / j->groups, plane = j->h * j->w;
-    const int64_t out_plane = j->n_rows * j->w_out, off_plane = j->h_out * j->w_out;
+    const int64_t out_plane = j->n_rows * j->w_out;
     const float fh = (float)j->h, fw = (float)j->w;
     const int32_t W = (int32_t)j->w, hmax = (int32_t)j->h - 1, wmax = (int32_t)j->w - 1;
     float oy[BLOCK], ox[BLOCK], mk[BLOCK], w00[BLOCK], w01[BLOCK], w10[BLOCK], w11[BLOCK];
@@ -88,27 +98,31 @@ static void run(const job_t *j) {
     const int64_t cp = (cg + 3) / 4 * 4;
     const int32_t CP = (int32_t)cp;
     int32_t i00[BLOCK], i01[BLOCK], i10[BLOCK], i11[BLOCK];
+    /* Rows outermost within a batch item: all (group, tap) items of one output row read the same
+     * row of offsets, which stays in cache even when it is a strided channels-last row. */
     for (int64_t item = j->first; item < j->last; ++item) {
-        const int64_t r = item % j->n_rows;
-        int64_t rest = item / j->n_rows;
-        const int64_t k = rest % taps;
-        rest /= taps;
-        const int64_t g = rest % j->groups, bi = rest / j->groups;
+        const int64_t k = item % taps;
+        int64_t rest = item / taps;
+        const int64_t g = rest % j->groups;
+        rest /= j->groups;
+        const int64_t r = rest % j->n_rows, bi = rest / j->n_rows;
         const int64_t y = j->row0 + r;
         const float base_y = (float)(y * j->sh - j->ph + (k / j->kw) * j->dh);
         const float base_x = (float)(-j->pw + (k % j->kw) * j->dw);
-        const int64_t oy0 = bi * j->off_bstride + (g * taps + k) * 2 * off_plane + y * j->w_out;
-        const int64_t om0 = bi * j->mask_bstride + (g * taps + k) * off_plane + y * j->w_out;
+        const int64_t ch = g * taps + k, ps = j->off_pstride, ms = j->mask_pstride;
+        const int64_t oy0 = bi * j->off_bstride + 2 * ch * j->off_cstride + y * j->w_out * ps;
+        const int64_t ox0 = oy0 + j->off_cstride;
+        const int64_t om0 = bi * j->mask_bstride + ch * j->mask_cstride + y * j->w_out * ms;
         /* x is packed (b, groups, h, w, cp): a group's channels side by side, cp = cg rounded up
          * to 4, so one 16-byte load reads four channels of a corner (no per-channel gathers) */
         const float *src = j->x + (bi * j->groups + g) * plane * cp;
         const int64_t out_row = (bi * j->c + g * cg) * taps + k; /* row of channel g*cg, tap k */
         for (int64_t x0 = 0; x0 < j->w_out; x0 += BLOCK) {
             const int64_t n = j->w_out - x0 < BLOCK ? j->w_out - x0 : BLOCK;
-            load_row(oy, j->offset, j->off_dtype, oy0 + x0, n);
-            load_row(ox, j->offset, j->off_dtype, oy0 + off_plane + x0, n);
+            load_row(oy, j->offset, j->off_dtype, oy0 + x0 * ps, n, ps);
+            load_row(ox, j->offset, j->off_dtype, ox0 + x0 * ps, n, ps);
             if (j->mask)
-                load_row(mk, j->mask, j->mask_dtype, om0 + x0, n);
+                load_row(mk, j->mask, j->mask_dtype, om0 + x0 * ms, n, ms);
             else
                 for (int64_t i = 0; i < n; ++i) mk[i] = 1.f;
             if (j->raw) {
@@ -175,11 +189,11 @@ static void run(const job_t *j) {
  * second pool, torch's idle workers spin on the cores this kernel needs). */
 /* raw != 0: offset and mask hold the offset U-Net's raw outputs, and the kernel applies TSAF's
  * activations itself (offset = scale * tanh(inner * raw), mask = sigmoid(raw)), so they are never
- * written out. off_bstride / mask_bstride: elements between batch items, so that both can be
- * channel slices of one (b, 3*g*taps, h_out, w_out) tensor. */
+ * written out. off_strides / mask_strides: elements between batch items, channels and pixels, so
+ * that both can be channel slices of one (b, 3*g*taps, h_out, w_out) tensor in NCHW or NHWC. */
 void didtv_deform_columns(const float *x, const void *offset, int off_dtype, const void *mask,
-                          int mask_dtype, int raw, float scale, float inner, int64_t off_bstride,
-                          int64_t mask_bstride, void *out, int out_dtype, int64_t b, int64_t c, int64_t h,
+                          int mask_dtype, int raw, float scale, float inner, const int64_t *off_strides,
+                          const int64_t *mask_strides, void *out, int out_dtype, int64_t b, int64_t c, int64_t h,
                           int64_t w, int64_t groups, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                           int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t h_out,
                           int64_t w_out, int64_t row0, int64_t n_rows, int threads) {
@@ -189,7 +203,8 @@ void didtv_deform_columns(const float *x, const void *offset, int off_dtype, con
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
     for (int t = 0; t < threads; ++t) {
         const job_t job = {x, offset, mask, out, off_dtype, mask_dtype, out_dtype, raw, scale, inner,
-                           off_bstride, mask_bstride, b, c, h, w,
+                           off_strides[0], off_strides[1], off_strides[2],
+                           mask_strides[0], mask_strides[1], mask_strides[2], b, c, h, w,
                            groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, row0, n_rows,
                            items * t / threads, items * (t + 1) / threads};
         run(&job);
@@ -220,3 +235,4 @@ void didtv_pack_groups(const float *x, float *out, int64_t b, int64_t c, int64_t
         }
     }
 }
+
