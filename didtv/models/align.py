@@ -340,6 +340,12 @@ def deform_conv2d(
     )
 
 
+def is_channels_last(t: torch.Tensor) -> bool:
+    """True for a 4-D tensor laid out channels-last and not also NCHW-contiguous (the CPU
+    inference layout, :meth:`didtv.models.didnet.DIDNet.use_channels_last`)."""
+    return t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
 def conv_flops(conv: nn.Module, h_out: int, w_out: int) -> int:
     """FLOPs of a Conv2d/ConvTranspose2d at the given output size: 2 * MACs, bias not counted."""
     weight = conv.weight

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from didtv.models.align import is_channels_last
+
 
 def _check(x: torch.Tensor, weight: torch.Tensor, alpha, beta, gamma) -> None:
     b, c_in = x.shape[:2]
@@ -62,6 +64,12 @@ def kernel_modulated_conv2d(
     if gamma is not None:
         kernel = kernel * gamma.view(b, 1, c_in, 1, 1)
     shift = beta if bias is None else alpha * bias + beta  # (b, c_out)
+    if b == 1 or is_channels_last(x):
+        # One conv per sample. The grouped form below reshapes x to (1, b * c_in, h, w), which
+        # copies a channels-last x (and for b == 1 leaves strides oneDNN takes for NCHW: the conv
+        # then ran 35x slower, 146 ms against 4 ms for Tiny's 32-channel 1x1 at 960x544, bf16).
+        outs = [F.conv2d(x[i : i + 1], kernel[i], shift[i], padding=padding) for i in range(b)]
+        return outs[0] if b == 1 else torch.cat(outs)
     out = F.conv2d(
         x.reshape(1, b * c_in, h, w),
         kernel.reshape(b * c_out, c_in, kh, kw),

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from didtv.models.align import conv_flops
+from didtv.models.align import conv_flops, is_channels_last
 
 #: Sub-band filters, in output order: LL (average), LH (rows differ: horizontal edges),
 #: HL (columns differ: vertical edges), HH (diagonal).
@@ -31,6 +31,14 @@ def _filters(channels: int, like: torch.Tensor) -> torch.Tensor:
     """``(4 * channels, 1, 2, 2)``: the four Haar filters repeated for each channel."""
     base = torch.tensor(_HAAR, dtype=like.dtype, device=like.device).unsqueeze(1)  # (4, 1, 2, 2)
     return base.repeat(channels, 1, 1, 1)
+
+
+def _dense_filters(channels: int, like: torch.Tensor) -> torch.Tensor:
+    """``(4 * channels, channels, 2, 2)``: :func:`_filters` as one dense (block-diagonal) kernel,
+    ``conv2d(x, it, stride=2) == haar_dwt(x)`` and ``conv_transpose2d(y, it, stride=2) ==
+    haar_idwt(y)`` exactly (the zeros add nothing)."""
+    eye = torch.eye(channels, dtype=like.dtype, device=like.device)
+    return (eye[:, None, :, None, None] * _filters(1, like)[None]).reshape(4 * channels, channels, 2, 2)
 
 
 def haar_dwt(x: torch.Tensor) -> torch.Tensor:
@@ -76,10 +84,13 @@ class ChannelAttention(nn.Module):
     def forward(self, x: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
         """``mean`` (``(b, c, 1, 1)``) replaces ``x``'s own spatial mean: a tiled frame passes the
         whole frame's, so every tile is weighted like the untiled frame."""
+        return x * self.weights(x, mean)
+
+    def weights(self, x: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
+        """The per-channel weights ``(b, c, 1, 1)`` that :meth:`forward` multiplies ``x`` by."""
         if mean is None:
             mean = x.mean(dim=(2, 3), keepdim=True)
-        weights = torch.sigmoid(self.fc2(F.leaky_relu(self.fc1(mean.to(x.dtype)), 0.1)))
-        return x * weights
+        return torch.sigmoid(self.fc2(F.leaky_relu(self.fc1(mean.to(x.dtype)), 0.1)))
 
     def flops(self) -> int:
         return conv_flops(self.fc1, 1, 1) + conv_flops(self.fc2, 1, 1)
@@ -104,7 +115,13 @@ class FFE(nn.Module):
 
     def bands(self, x: torch.Tensor) -> torch.Tensor:
         """The mixed sub-bands ``Conv1x1(DWT(x))``, ``(b, 4c, ceil(h/2), ceil(w/2))``."""
-        return self.mix(haar_dwt(pad_to_even(x, self.pad_mode)))
+        x = pad_to_even(x, self.pad_mode)
+        if is_channels_last(x):
+            # CPU inference (channels-last): the DWT folded into the mix, one dense 2x2 stride-2
+            # conv with the mix's cost (docs/benchmarks.md: 51 -> 13 ms for Tiny at 960x544 bf16)
+            folded = self.mix.weight.flatten(1) @ _dense_filters(self.channels, self.mix.weight).flatten(1)
+            return F.conv2d(x, folded.view(-1, self.channels, 2, 2), self.mix.bias, stride=2)
+        return self.mix(haar_dwt(x))
 
     def band_sum(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
         """(sum over positions of :meth:`bands` in float32, number of positions): what a tiled
@@ -116,7 +133,18 @@ class FFE(nn.Module):
         """``mean``: the channel attention's input for the whole frame (see :meth:`band_sum`);
         ``None`` uses ``x``'s own."""
         h, w = x.shape[-2:]
-        enhanced = haar_idwt(self.attention(self.bands(x), mean))
+        bands = self.bands(x)
+        weights = self.attention.weights(bands, mean)
+        if is_channels_last(bands):
+            # the attention folded into a dense IDWT kernel per sample (grouped transposed convs
+            # are ~4x slower than dense ones channels-last on oneDNN; docs/benchmarks.md)
+            dense = _dense_filters(self.channels, bands)
+            enhanced = torch.cat([
+                F.conv_transpose2d(bands[i : i + 1], dense * weights[i].view(-1, 1, 1, 1), stride=2)
+                for i in range(bands.shape[0])
+            ])
+        else:
+            enhanced = haar_idwt(bands * weights)
         return x + enhanced[..., :h, :w]
 
     def flops(self, h: int, w: int) -> int:

@@ -98,3 +98,15 @@ def test_layer_flops_reflect_the_modulation_mode():
     conv = 2 * 64 * 64 * 1080 * 1920
     assert k.flops(1080, 1920) == conv + 2 * 64 * 64 + 2 * 64
     assert f.flops(1080, 1920) == conv + 3 * 64 * 1080 * 1920
+
+
+@pytest.mark.parametrize("b", [1, 3])
+def test_channels_last_features_stay_channels_last_with_the_same_numbers(b):
+    """A channels-last x (CPU inference) takes one conv per sample instead of the grouped form
+    (whose reshape copies it, and for b == 1 made oneDNN run its NCHW kernel): same numbers, and
+    the result stays channels-last."""
+    x, w, bias, alpha, beta, gamma = _case(b, 4, 5, 1, seed=3)
+    want = kernel_modulated_conv2d(x, w, bias, alpha, beta, gamma)
+    got = kernel_modulated_conv2d(x.contiguous(memory_format=torch.channels_last), w, bias, alpha, beta, gamma)
+    assert got.is_contiguous(memory_format=torch.channels_last) and not got.is_contiguous()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)

@@ -83,3 +83,31 @@ def test_ffe_flops_count_matches_flop_counter():
     with FlopCounterMode(display=False) as counter:
         ffe(torch.rand(1, 8, 10, 14))
     assert counter.get_total_flops() == ffe.flops(10, 14)
+
+
+@pytest.mark.parametrize("size", [(16, 24), (15, 23)])
+@pytest.mark.parametrize("b", [1, 2])
+def test_channels_last_ffe_folds_the_transforms_and_gives_the_same_numbers(size, b):
+    """Channels-last features (CPU inference) take the folded form: the DWT inside the mix's
+    stride-2 conv, the attention inside a dense IDWT kernel per sample. It equals the literal
+    Eq. 8 within float rounding, with the frame's own attention mean or a given one (tiling),
+    odd sizes included; bands() (what tiling sums) folds the same way."""
+    torch.manual_seed(1)
+    literal = FFE(8).eval()
+    folded = FFE(8).eval()
+    folded.load_state_dict(literal.state_dict())
+    folded.to(memory_format=torch.channels_last)
+    x = torch.randn(b, 8, *size)
+    xc = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        total, count = literal.band_sum(x)
+        mean = total / count
+        ftotal, fcount = folded.band_sum(xc)
+        want, want_mean = literal(x), literal(x, mean)
+        got, got_mean = folded(xc), folded(xc, mean)
+    assert fcount == count
+    torch.testing.assert_close(ftotal, total, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    torch.testing.assert_close(got_mean, want_mean, rtol=0, atol=1e-5)
+    if size[0] % 2 == 0:
+        assert got.is_contiguous(memory_format=torch.channels_last) and not got.is_contiguous()
