@@ -261,7 +261,7 @@ def deform_conv2d_native(
         for r0 in range(0, h_out, chunk):
             n = min(chunk, h_out - r0)
             columns = buffer[: per_row * n].view(b, c_in * taps, n * w_out)
-            kernel(
+            status = kernel(
                 src.data_ptr(), offset.data_ptr(), _NATIVE_DTYPES[offset.dtype],
                 None if mask is None else mask.data_ptr(),
                 _NATIVE_DTYPES[mask.dtype] if mask is not None else native.F32,
@@ -270,6 +270,8 @@ def deform_conv2d_native(
                 columns.data_ptr(), _NATIVE_DTYPES[cdt],
                 b, c_in, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, r0, n, threads,
             )
+            if status:
+                raise MemoryError("the native deformable sampling could not allocate its buffers")
             if channels_last:
                 rows = torch.matmul(columns.transpose(1, 2), w2d_t).view(b, n, w_out, c_out)
                 target = out[:, r0 : r0 + n]

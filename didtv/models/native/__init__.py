@@ -124,7 +124,7 @@ def _library():
     lib.didtv_deform_columns.argtypes = [ptr, ptr, ctypes.c_int, ptr, ctypes.c_int, ctypes.c_int,
                                          ctypes.c_float, ctypes.c_float, ptr, ptr, ptr, ctypes.c_int,
                                          *([i64] * 17), ctypes.c_int]
-    lib.didtv_deform_columns.restype = None
+    lib.didtv_deform_columns.restype = ctypes.c_int
     lib.didtv_pack_groups.argtypes = [ptr, ptr, *([i64] * 6), ctypes.c_int]
     lib.didtv_pack_groups.restype = None
     return lib

@@ -20,6 +20,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { F32 = 0, BF16 = 1 };
@@ -44,7 +45,7 @@ typedef struct {
      * pixel stride 1 and channel stride h_out * w_out, NHWC channel stride 1) */
     int64_t off_bstride, off_cstride, off_pstride, mask_bstride, mask_cstride, mask_pstride;
     int64_t b, c, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, row0, n_rows;
-    int64_t first, last; /* items [first, last): one item = (batch, row, group, tap) */
+    int64_t first, last; /* items [first, last): one item = (batch, row, block of BLOCK pixels) */
 } job_t;
 
 typedef float v4f __attribute__((vector_size(16)));
@@ -72,116 +73,150 @@ static inline float tanh_approx(float y) {
 
 static inline float sigmoid_approx(float y) { return 1.f / (1.f + exp_approx(-y)); }
 
-static void load_row(float *dst, const void *src, int dtype, int64_t start, int64_t n, int64_t stride) {
+static inline float load_one(const void *src, int dtype, int64_t at) {
     if (dtype == BF16) {
-        const uint16_t *p = (const uint16_t *)src + start;
-        uint32_t *d = (uint32_t *)dst;
-        if (stride == 1)
-            for (int64_t i = 0; i < n; ++i) d[i] = (uint32_t)p[i] << 16;
-        else
-            for (int64_t i = 0; i < n; ++i) d[i] = (uint32_t)p[i * stride] << 16;
-    } else if (stride == 1) {
-        memcpy(dst, (const float *)src + start, (size_t)n * sizeof(float));
-    } else {
-        const float *p = (const float *)src + start;
-        for (int64_t i = 0; i < n; ++i) dst[i] = p[i * stride];
+        const uint32_t u = (uint32_t)((const uint16_t *)src)[at] << 16;
+        float f;
+        memcpy(&f, &u, sizeof f);
+        return f;
+    }
+    return ((const float *)src)[at];
+}
+
+/* dst[ch * BLOCK + i] = src[start + ch * cstride + i * pstride] for ch < n_ch, i < n, as float32:
+ * one block of pixels of every offset (or mask) channel, channel-major, so that the per-(group,
+ * tap) loops read contiguous rows whatever the tensor's layout. Channels-last (pstride > 1) is
+ * transposed in tiles of 16 pixels: 16 read streams, one 64-byte line written per channel. */
+static void load_block(float *dst, const void *src, int dtype, int64_t start, int64_t n_ch,
+                       int64_t cstride, int64_t n, int64_t pstride) {
+    if (pstride == 1) {
+        for (int64_t ch = 0; ch < n_ch; ++ch) {
+            float *d = dst + ch * BLOCK;
+            const int64_t at = start + ch * cstride;
+            if (dtype == BF16) {
+                const uint16_t *p = (const uint16_t *)src + at;
+                uint32_t *du = (uint32_t *)d;
+                for (int64_t i = 0; i < n; ++i) du[i] = (uint32_t)p[i] << 16;
+            } else {
+                memcpy(d, (const float *)src + at, (size_t)n * sizeof(float));
+            }
+        }
+        return;
+    }
+    for (int64_t i0 = 0; i0 < n; i0 += 16) {
+        const int64_t m = n - i0 < 16 ? n - i0 : 16;
+        for (int64_t ch = 0; ch < n_ch; ++ch) {
+            float *d = dst + ch * BLOCK + i0;
+            const int64_t at = start + ch * cstride + i0 * pstride;
+            for (int64_t i = 0; i < m; ++i) d[i] = load_one(src, dtype, at + i * pstride);
+        }
     }
 }
 
-static void run(const job_t *j) {
+static int run(const job_t *j) {
     const int64_t taps = j->kh * j->kw, cg = j->c / j->groups, plane = j->h * j->w;
     const int64_t out_plane = j->n_rows * j->w_out;
+    const int64_t n_off = 2 * j->groups * taps, n_mask = j->groups * taps;
+    const int64_t blocks = (j->w_out + BLOCK - 1) / BLOCK;
     const float fh = (float)j->h, fw = (float)j->w;
     const int32_t W = (int32_t)j->w, hmax = (int32_t)j->h - 1, wmax = (int32_t)j->w - 1;
-    float oy[BLOCK], ox[BLOCK], mk[BLOCK], w00[BLOCK], w01[BLOCK], w10[BLOCK], w11[BLOCK];
+    float w00[BLOCK], w01[BLOCK], w10[BLOCK], w11[BLOCK], ones[BLOCK];
     v4f v[BLOCK];
     const int64_t cp = (cg + 3) / 4 * 4;
     const int32_t CP = (int32_t)cp;
     int32_t i00[BLOCK], i01[BLOCK], i10[BLOCK], i11[BLOCK];
-    /* Rows outermost within a batch item: all (group, tap) items of one output row read the same
-     * row of offsets, which stays in cache even when it is a strided channels-last row. */
+    /* this block's offsets and masks, channel-major (load_block): ~190 KB for DIDNet, in L2 */
+    float *obuf = malloc(sizeof(float) * BLOCK * (size_t)(n_off + (j->mask ? n_mask : 0)));
+    if (!obuf) return -1;
+    float *mbuf = obuf + BLOCK * n_off;
+    for (int i = 0; i < BLOCK; ++i) ones[i] = 1.f;
+    /* one item = (batch, row, block of pixels): every (group, tap) of the block reads the same
+     * offsets, loaded once, and the same neighbourhood of the frames */
     for (int64_t item = j->first; item < j->last; ++item) {
-        const int64_t k = item % taps;
-        int64_t rest = item / taps;
-        const int64_t g = rest % j->groups;
-        rest /= j->groups;
-        const int64_t r = rest % j->n_rows, bi = rest / j->n_rows;
+        const int64_t x0 = (item % blocks) * BLOCK;
+        const int64_t r = (item / blocks) % j->n_rows, bi = item / blocks / j->n_rows;
         const int64_t y = j->row0 + r;
-        const float base_y = (float)(y * j->sh - j->ph + (k / j->kw) * j->dh);
-        const float base_x = (float)(-j->pw + (k % j->kw) * j->dw);
-        const int64_t ch = g * taps + k, ps = j->off_pstride, ms = j->mask_pstride;
-        const int64_t oy0 = bi * j->off_bstride + 2 * ch * j->off_cstride + y * j->w_out * ps;
-        const int64_t ox0 = oy0 + j->off_cstride;
-        const int64_t om0 = bi * j->mask_bstride + ch * j->mask_cstride + y * j->w_out * ms;
-        /* x is packed (b, groups, h, w, cp): a group's channels side by side, cp = cg rounded up
-         * to 4, so one 16-byte load reads four channels of a corner (no per-channel gathers) */
-        const float *src = j->x + (bi * j->groups + g) * plane * cp;
-        const int64_t out_row = (bi * j->c + g * cg) * taps + k; /* row of channel g*cg, tap k */
-        for (int64_t x0 = 0; x0 < j->w_out; x0 += BLOCK) {
-            const int64_t n = j->w_out - x0 < BLOCK ? j->w_out - x0 : BLOCK;
-            load_row(oy, j->offset, j->off_dtype, oy0 + x0 * ps, n, ps);
-            load_row(ox, j->offset, j->off_dtype, ox0 + x0 * ps, n, ps);
+        const int64_t n = j->w_out - x0 < BLOCK ? j->w_out - x0 : BLOCK;
+        const int64_t pix = y * j->w_out + x0;
+        load_block(obuf, j->offset, j->off_dtype, bi * j->off_bstride + pix * j->off_pstride, n_off,
+                   j->off_cstride, n, j->off_pstride);
+        if (j->mask)
+            load_block(mbuf, j->mask, j->mask_dtype, bi * j->mask_bstride + pix * j->mask_pstride, n_mask,
+                       j->mask_cstride, n, j->mask_pstride);
+        if (j->raw) {
+            for (int64_t ch = 0; ch < n_off; ++ch) {
+                float *o = obuf + ch * BLOCK;
+                for (int i = 0; i < (int)n; ++i) o[i] = j->scale * tanh_approx(j->inner * o[i]);
+            }
             if (j->mask)
-                load_row(mk, j->mask, j->mask_dtype, om0 + x0 * ms, n, ms);
-            else
-                for (int64_t i = 0; i < n; ++i) mk[i] = 1.f;
-            if (j->raw) {
-                for (int i = 0; i < (int)n; ++i) {
-                    oy[i] = j->scale * tanh_approx(j->inner * oy[i]);
-                    ox[i] = j->scale * tanh_approx(j->inner * ox[i]);
+                for (int64_t ch = 0; ch < n_mask; ++ch) {
+                    float *o = mbuf + ch * BLOCK;
+                    for (int i = 0; i < (int)n; ++i) o[i] = sigmoid_approx(o[i]);
                 }
-                if (j->mask)
-                    for (int i = 0; i < (int)n; ++i) mk[i] = sigmoid_approx(mk[i]);
-            }
-            /* bilinear weights (mask folded in) and the four corner indices, branch-free */
-            const float bx = base_x + (float)(x0 * j->sw), step = (float)j->sw;
-            for (int i = 0; i < (int)n; ++i) {
-                const float py0 = base_y + oy[i], px0 = bx + (float)i * step + ox[i];
-                const int inside = (py0 > -1.f) & (py0 < fh) & (px0 > -1.f) & (px0 < fw); /* NaN: 0 */
-                const float py = inside ? py0 : -1.f, px = inside ? px0 : -1.f;
-                const float fy = floorf(py), fx = floorf(px);
-                const float ly = py - fy, lx = px - fx, hy = 1.f - ly, hx = 1.f - lx;
-                const float m = inside ? mk[i] : 0.f;
-                const int32_t y0 = (int32_t)fy, xl0 = (int32_t)fx;
-                /* 1 or 0 per corner side; products rather than branches, so the loop vectorises */
-                const float top = y0 >= 0 ? 1.f : 0.f, bottom = y0 < hmax ? 1.f : 0.f;
-                const float left = xl0 >= 0 ? 1.f : 0.f, right = xl0 < wmax ? 1.f : 0.f;
-                w00[i] = top * left * hy * hx * m;
-                w01[i] = top * right * hy * lx * m;
-                w10[i] = bottom * left * ly * hx * m;
-                w11[i] = bottom * right * ly * lx * m;
-                /* clamped, so that zero-weight corners still read inside the image */
-                const int32_t yt = y0 < 0 ? 0 : y0, yb = y0 < hmax ? y0 + 1 : hmax;
-                const int32_t xl = xl0 < 0 ? 0 : xl0, xr = xl0 < wmax ? xl0 + 1 : wmax;
-                i00[i] = (yt * W + xl) * CP;
-                i01[i] = (yt * W + xr) * CP;
-                i10[i] = (yb * W + xl) * CP;
-                i11[i] = (yb * W + xr) * CP;
-            }
-            for (int64_t c0 = 0; c0 < cg; c0 += 4) {
-                const float *p = src + c0;
+        }
+        for (int64_t g = 0; g < j->groups; ++g) {
+            /* x is packed (b, groups, h, w, cp): a group's channels side by side, cp = cg rounded
+             * up to 4, so one 16-byte load reads four channels of a corner (no per-channel gathers) */
+            const float *src = j->x + (bi * j->groups + g) * plane * cp;
+            for (int64_t k = 0; k < taps; ++k) {
+                const int64_t ch = g * taps + k;
+                const float *oy = obuf + 2 * ch * BLOCK, *ox = oy + BLOCK;
+                const float *mk = j->mask ? mbuf + ch * BLOCK : ones;
+                const float base_y = (float)(y * j->sh - j->ph + (k / j->kw) * j->dh);
+                const float bx = (float)(-j->pw + (k % j->kw) * j->dw) + (float)(x0 * j->sw);
+                const float step = (float)j->sw;
+                const int64_t out_row = (bi * j->c + g * cg) * taps + k; /* row of channel g*cg, tap k */
+                /* bilinear weights (mask folded in) and the four corner indices, branch-free */
                 for (int i = 0; i < (int)n; ++i) {
-                    v4f a, b, c, d;
-                    memcpy(&a, p + i00[i], sizeof a);
-                    memcpy(&b, p + i01[i], sizeof b);
-                    memcpy(&c, p + i10[i], sizeof c);
-                    memcpy(&d, p + i11[i], sizeof d);
-                    v[i] = a * w00[i] + b * w01[i] + c * w10[i] + d * w11[i];
+                    const float py0 = base_y + oy[i], px0 = bx + (float)i * step + ox[i];
+                    const int inside = (py0 > -1.f) & (py0 < fh) & (px0 > -1.f) & (px0 < fw); /* NaN: 0 */
+                    const float py = inside ? py0 : -1.f, px = inside ? px0 : -1.f;
+                    const float fy = floorf(py), fx = floorf(px);
+                    const float ly = py - fy, lx = px - fx, hy = 1.f - ly, hx = 1.f - lx;
+                    const float m = inside ? mk[i] : 0.f;
+                    const int32_t y0 = (int32_t)fy, xl0 = (int32_t)fx;
+                    /* 1 or 0 per corner side; products rather than branches, so the loop vectorises */
+                    const float top = y0 >= 0 ? 1.f : 0.f, bottom = y0 < hmax ? 1.f : 0.f;
+                    const float left = xl0 >= 0 ? 1.f : 0.f, right = xl0 < wmax ? 1.f : 0.f;
+                    w00[i] = top * left * hy * hx * m;
+                    w01[i] = top * right * hy * lx * m;
+                    w10[i] = bottom * left * ly * hx * m;
+                    w11[i] = bottom * right * ly * lx * m;
+                    /* clamped, so that zero-weight corners still read inside the image */
+                    const int32_t yt = y0 < 0 ? 0 : y0, yb = y0 < hmax ? y0 + 1 : hmax;
+                    const int32_t xl = xl0 < 0 ? 0 : xl0, xr = xl0 < wmax ? xl0 + 1 : wmax;
+                    i00[i] = (yt * W + xl) * CP;
+                    i01[i] = (yt * W + xr) * CP;
+                    i10[i] = (yb * W + xl) * CP;
+                    i11[i] = (yb * W + xr) * CP;
                 }
-                const int64_t lanes = cg - c0 < 4 ? cg - c0 : 4;
-                for (int64_t lane = 0; lane < lanes; ++lane) {
-                    const int64_t o = (out_row + (c0 + lane) * taps) * out_plane + r * j->w_out + x0;
-                    if (j->out_dtype == BF16) {
-                        uint16_t *dst = (uint16_t *)j->out + o;
-                        for (int i = 0; i < (int)n; ++i) dst[i] = to_bf16(v[i][lane]);
-                    } else {
-                        float *dst = (float *)j->out + o;
-                        for (int i = 0; i < (int)n; ++i) dst[i] = v[i][lane];
+                for (int64_t c0 = 0; c0 < cg; c0 += 4) {
+                    const float *p = src + c0;
+                    for (int i = 0; i < (int)n; ++i) {
+                        v4f a, b, c, d;
+                        memcpy(&a, p + i00[i], sizeof a);
+                        memcpy(&b, p + i01[i], sizeof b);
+                        memcpy(&c, p + i10[i], sizeof c);
+                        memcpy(&d, p + i11[i], sizeof d);
+                        v[i] = a * w00[i] + b * w01[i] + c * w10[i] + d * w11[i];
+                    }
+                    const int64_t lanes = cg - c0 < 4 ? cg - c0 : 4;
+                    for (int64_t lane = 0; lane < lanes; ++lane) {
+                        const int64_t o = (out_row + (c0 + lane) * taps) * out_plane + r * j->w_out + x0;
+                        if (j->out_dtype == BF16) {
+                            uint16_t *dst = (uint16_t *)j->out + o;
+                            for (int i = 0; i < (int)n; ++i) dst[i] = to_bf16(v[i][lane]);
+                        } else {
+                            float *dst = (float *)j->out + o;
+                            for (int i = 0; i < (int)n; ++i) dst[i] = v[i][lane];
+                        }
                     }
                 }
             }
         }
     }
+    free(obuf);
+    return 0;
 }
 
 /* Threads come from OpenMP: loaded after torch, this library binds to the libgomp.so.1 torch
@@ -191,24 +226,26 @@ static void run(const job_t *j) {
  * activations itself (offset = scale * tanh(inner * raw), mask = sigmoid(raw)), so they are never
  * written out. off_strides / mask_strides: elements between batch items, channels and pixels, so
  * that both can be channel slices of one (b, 3*g*taps, h_out, w_out) tensor in NCHW or NHWC. */
-void didtv_deform_columns(const float *x, const void *offset, int off_dtype, const void *mask,
-                          int mask_dtype, int raw, float scale, float inner, const int64_t *off_strides,
-                          const int64_t *mask_strides, void *out, int out_dtype, int64_t b, int64_t c, int64_t h,
-                          int64_t w, int64_t groups, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
-                          int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t h_out,
-                          int64_t w_out, int64_t row0, int64_t n_rows, int threads) {
-    const int64_t items = b * groups * kh * kw * n_rows;
+int didtv_deform_columns(const float *x, const void *offset, int off_dtype, const void *mask,
+                         int mask_dtype, int raw, float scale, float inner, const int64_t *off_strides,
+                         const int64_t *mask_strides, void *out, int out_dtype, int64_t b, int64_t c, int64_t h,
+                         int64_t w, int64_t groups, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                         int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t h_out,
+                         int64_t w_out, int64_t row0, int64_t n_rows, int threads) {
+    const int64_t items = b * n_rows * ((w_out + BLOCK - 1) / BLOCK);
+    int failed = 0;
     if (threads < 1) threads = 1;
     if (threads > items) threads = (int)(items > 0 ? items : 1);
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
+#pragma omp parallel for num_threads(threads) schedule(static, 1) reduction(| : failed)
     for (int t = 0; t < threads; ++t) {
         const job_t job = {x, offset, mask, out, off_dtype, mask_dtype, out_dtype, raw, scale, inner,
                            off_strides[0], off_strides[1], off_strides[2],
                            mask_strides[0], mask_strides[1], mask_strides[2], b, c, h, w,
                            groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, row0, n_rows,
                            items * t / threads, items * (t + 1) / threads};
-        run(&job);
+        failed |= run(&job) != 0;
     }
+    return failed ? -1 : 0; /* -1: a thread could not allocate its offset buffer */
 }
 
 /* x (b, c, h, w) float32 -> out (b, g, h, w, cp): each group's c/g channels side by side, zero
