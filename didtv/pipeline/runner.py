@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from didtv.errors import ModelError, UsageError
+from didtv.models.align import is_channels_last
 from didtv.models.spec import ModelSpec
 from didtv.pipeline.guard import motion_guard
 from didtv.pipeline.window import sliding_windows
@@ -215,8 +216,10 @@ class Runner:
         total, count = None, 0
         for (iy, ix), (oy, ox), (cy, cx) in tile_boxes(fh, fw, edge, self.spec.halo):
             core = self.model.features(x[..., iy, ix])[..., cy, cx]
-            if feat is None:
-                feat = torch.empty((b, core.shape[1], fh, fw), dtype=core.dtype, device=x.device)
+            if feat is None:  # in the features' layout (channels-last on CPU): no transposing copies
+                layout = torch.channels_last if is_channels_last(core) else torch.contiguous_format
+                feat = torch.empty((b, core.shape[1], fh, fw), dtype=core.dtype, device=x.device,
+                                   memory_format=layout)
             feat[..., oy, ox] = core
             moments = self.model.ffe_band_sum(core)
             if moments is not None:
