@@ -177,7 +177,8 @@ class Runner:
         frames, in one forward pass per tile, with one device -> host copy for the batch.
         ``centres``: the windows' centre frames on the host, for cut detection without a
         device -> host copy per frame (default: the centre tensors)."""
-        x = torch.stack([torch.stack(w) for w in windows])  # (b, t, 3, h, w)
+        # (b, t, 3, h, w) in one copy (stacking each window first copied every frame twice)
+        x = torch.stack([f for w in windows for f in w]).unflatten(0, (len(windows), len(windows[0])))
         if x.shape[1] > 1:
             x = clamp_to_shot(x)
         if self.motion_guard:
