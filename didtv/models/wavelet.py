@@ -129,7 +129,7 @@ class FFE(nn.Module):
         x = pad_to_even(x, self.pad_mode)
         if is_channels_last(x):
             # CPU inference (channels-last): the DWT folded into the mix, one dense 2x2 stride-2
-            # conv with the mix's cost (docs/benchmarks.md: 51 -> 13 ms for Tiny at 960x544 bf16)
+            # conv with the mix's cost (docs/benchmarks.md: 51 -> 13-25 ms for Tiny at 960x544 bf16)
             folded = self.mix.weight.flatten(1) @ _dense_filters(self.channels, self.mix.weight).flatten(1)
             return F.conv2d(x, folded.view(-1, self.channels, 2, 2), self.mix.bias, stride=2)
         return self.mix(haar_dwt(x))
