@@ -249,14 +249,13 @@ def deform_conv2d_native(
     buffer = torch.empty(per_row * chunk, dtype=cdt)
     # the result is in the matmul's dtype, bias included (as in deform_conv2d_torch); the bias is
     # added as each chunk is written, not in a pass of its own
-    out_dtype = cdt
-    bias = None if bias is None else bias.to(cdt)
     if channels_last:  # (b, h_out, w_out, c_out) in memory
-        out = torch.empty(b, h_out, w_out, c_out, dtype=out_dtype)
+        out = torch.empty(b, h_out, w_out, c_out, dtype=cdt)
         w2d_t = w2d.t()
     else:
-        out = torch.empty(b, c_out, h_out, w_out, dtype=out_dtype)
-    bias4 = None if bias is None else bias.view(1, c_out, 1, 1)
+        out = torch.empty(b, c_out, h_out, w_out, dtype=cdt)
+    # broadcast along out's last (channels-last) or second dimension
+    bias = None if bias is None else bias.to(cdt).view((1, 1, 1, c_out) if channels_last else (1, c_out, 1, 1))
     with torch.autocast("cpu", enabled=False):
         for r0 in range(0, h_out, chunk):
             n = min(chunk, h_out - r0)
@@ -275,15 +274,13 @@ def deform_conv2d_native(
             if channels_last:
                 rows = torch.matmul(columns.transpose(1, 2), w2d_t).view(b, n, w_out, c_out)
                 target = out[:, r0 : r0 + n]
-                bias_v = None if bias is None else bias.view(1, 1, 1, c_out)
             else:
                 rows = torch.matmul(w2d, columns).view(b, c_out, n, w_out)
                 target = out[:, :, r0 : r0 + n]
-                bias_v = bias4
-            if bias_v is None:
+            if bias is None:
                 target.copy_(rows)
             else:
-                torch.add(rows, bias_v, out=target)
+                torch.add(rows, bias, out=target)
     return out.permute(0, 3, 1, 2) if channels_last else out
 
 
@@ -346,6 +343,14 @@ def is_channels_last(t: torch.Tensor) -> bool:
     """True for a 4-D tensor whose channels lie innermost (channels-last, the CPU inference
     layout of :meth:`didtv.models.didnet.DIDNet.use_channels_last`), crops of one included."""
     return t.dim() == 4 and t.shape[1] > 1 and t.stride(1) == 1
+
+
+def convs_to_channels_last(module: nn.Module) -> None:
+    """Channels-last weights for every ``Conv2d`` in ``module`` (what oneDNN's CPU kernels are
+    fastest with; docs/benchmarks.md, "Channels-last CPU inference")."""
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv2d):
+            conv.to(memory_format=torch.channels_last)
 
 
 def conv_flops(conv: nn.Module, h_out: int, w_out: int) -> int:
@@ -434,8 +439,7 @@ class OffsetUNet(nn.Module):
         """Channels-last weights for every convolution (faster on CPU with oneDNN: the U-Net body
         took 0.65 s instead of 1.10 s for Tiny at 960x544 on 2 cores). The output is then
         channels-last too; the native DCN kernel reads it as it lies (docs/benchmarks.md)."""
-        for conv in [self.head, *(c for pair in self.down for c in pair), *self.up, self.out]:
-            conv.to(memory_format=torch.channels_last)
+        convs_to_channels_last(self)
 
     def flops(self, h: int, w: int) -> int:
         total = conv_flops(self.head, h, w) + conv_flops(self.out, h, w)
@@ -514,9 +518,7 @@ class TSAF(nn.Module):
     def use_channels_last(self) -> None:
         """Channels-last weights, and a channels-last result from the native DCN: the layout in
         which oneDNN's CPU convolutions are fastest (docs/benchmarks.md). Same numbers."""
-        self.offsets.use_channels_last()
-        for block in self.blocks:
-            block.to(memory_format=torch.channels_last)
+        convs_to_channels_last(self)
         self.channels_last = True
 
     def offsets_and_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -53,7 +53,7 @@ from torch import nn
 
 from didtv.color.gamut import BT709_TO_BT2020
 from didtv.color.transfer import REFERENCE_WHITE, pq_inverse_eotf
-from didtv.models.align import TSAF, conv_flops
+from didtv.models.align import TSAF, conv_flops, convs_to_channels_last
 from didtv.models.analytic import bt2446a_inverse_pq
 from didtv.models.condition import ConditionNet2D, ConditionNet3D
 from didtv.models.modulated import DualModulatedConv2d
@@ -341,10 +341,8 @@ class DIDNet(nn.Module):
     def use_channels_last(self) -> None:
         """Channels-last weights and features for CPU inference, where oneDNN's convolutions are
         fastest in that layout (docs/benchmarks.md); the same numbers within rounding."""
-        self.tsaf.use_channels_last()
-        for conv in self.modules():
-            if isinstance(conv, nn.Conv2d):
-                conv.to(memory_format=torch.channels_last)
+        self.tsaf.use_channels_last()  # its convs, and the DCN's result
+        convs_to_channels_last(self)
 
     # -- the two halves, for tiled inference (didtv.pipeline.runner) -----------------------------
     # TSAF needs a wide context (halo); everything after it is local except FFE's channel
