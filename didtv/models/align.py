@@ -223,8 +223,8 @@ def deform_conv2d_native(
     never written out. ``offset`` and ``mask`` may then be channel slices of one tensor, in NCHW or
     channels-last layout (read as they lie).
 
-    ``channels_last=True`` returns the result in channels-last memory layout (each chunk's
-    matmul writes pixels x channels), for a channels-last network after the DCN.
+    ``channels_last=True`` returns the result in channels-last memory layout, for a
+    channels-last network after the DCN.
     """
     kernel = native.deform_kernel()
     if kernel is None:
@@ -243,23 +243,26 @@ def deform_conv2d_native(
     native.pack_kernel()(frames.data_ptr(), src.data_ptr(), b, c_in, h, w, groups, src.shape[-1], threads)
     offset, off_strides = _kernel_strides(offset)
     mask, mask_strides = (None, None) if mask is None else _kernel_strides(mask)
-    w2d = weight.reshape(c_out, c_in * taps).to(cdt)
-    per_row = b * c_in * taps * w_out
+    # The bias rides in the matmul: one more row of ones in the columns, the bias as one more
+    # weight column (one rounding to the matmul's dtype, and no elementwise pass of its own).
+    k = c_in * taps
+    rows_per_item = k + (bias is not None)
+    w2d = weight.reshape(c_out, k).to(cdt)
+    if bias is not None:
+        w2d = torch.cat([w2d, bias.reshape(c_out, 1).to(cdt)], 1)
+    per_row = b * rows_per_item * w_out
     chunk = max(1, min(h_out, max_elements // max(per_row, 1)))
     buffer = torch.empty(per_row * chunk, dtype=cdt)
-    # the result is in the matmul's dtype, bias included (as in deform_conv2d_torch); the bias is
-    # added as each chunk is written, not in a pass of its own
-    if channels_last:  # (b, h_out, w_out, c_out) in memory
-        out = torch.empty(b, h_out, w_out, c_out, dtype=cdt)
-        w2d_t = w2d.t()
-    else:
-        out = torch.empty(b, c_out, h_out, w_out, dtype=cdt)
-    # broadcast along out's last (channels-last) or second dimension
-    bias = None if bias is None else bias.to(cdt).view((1, 1, 1, c_out) if channels_last else (1, c_out, 1, 1))
+    # channels-last: (b, h_out, w_out, c_out) in memory. The matmul still computes weights x
+    # columns (channels x pixels, 2-3x faster than pixels x channels with these shapes) and the
+    # copy into the output transposes.
+    out = torch.empty((b, h_out, w_out, c_out) if channels_last else (b, c_out, h_out, w_out), dtype=cdt)
     with torch.autocast("cpu", enabled=False):
         for r0 in range(0, h_out, chunk):
             n = min(chunk, h_out - r0)
-            columns = buffer[: per_row * n].view(b, c_in * taps, n * w_out)
+            columns = buffer[: per_row * n].view(b, rows_per_item, n * w_out)
+            if bias is not None:
+                columns[:, k].fill_(1.0)
             status = kernel(
                 src.data_ptr(), offset.data_ptr(), _NATIVE_DTYPES[offset.dtype],
                 None if mask is None else mask.data_ptr(),
@@ -267,20 +270,16 @@ def deform_conv2d_native(
                 raw_activation is not None, *(raw_activation or (1.0, 1.0)),
                 off_strides, off_strides if mask is None else mask_strides,
                 columns.data_ptr(), _NATIVE_DTYPES[cdt],
-                b, c_in, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, r0, n, threads,
+                b, c_in, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, r0, n,
+                rows_per_item, threads,
             )
             if status:
                 raise MemoryError("the native deformable sampling could not allocate its buffers")
+            rows = torch.matmul(w2d, columns)  # (b, c_out, pixels)
             if channels_last:
-                rows = torch.matmul(columns.transpose(1, 2), w2d_t).view(b, n, w_out, c_out)
-                target = out[:, r0 : r0 + n]
+                out[:, r0 : r0 + n].copy_(rows.transpose(1, 2).view(b, n, w_out, c_out))
             else:
-                rows = torch.matmul(w2d, columns).view(b, c_out, n, w_out)
-                target = out[:, :, r0 : r0 + n]
-            if bias is None:
-                target.copy_(rows)
-            else:
-                torch.add(rows, bias, out=target)
+                out[:, :, r0 : r0 + n].copy_(rows.view(b, c_out, n, w_out))
     return out.permute(0, 3, 1, 2) if channels_last else out
 
 

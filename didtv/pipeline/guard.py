@@ -58,10 +58,35 @@ def _max_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
     return _running_max(_running_max(x, radius, -1), radius, -2)
 
 
+def _running_mean(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
+    """Mean over ``[i - radius, i + radius]`` along ``dim``, of the values inside the frame
+    (``avg_pool`` with ``count_include_pad=False``), as ``2 radius`` shifted adds: 3-5x faster
+    than ``avg_pool2d`` on CPU for these small widths."""
+    n = x.shape[dim]
+    pad = [0, 0] * (x.dim() - 1 - dim % x.dim()) + [radius, radius]
+    padded = F.pad(x, pad)
+    total = padded.narrow(dim, 0, n).clone()
+    for d in range(1, 2 * radius + 1):
+        total += padded.narrow(dim, d, n)
+    i = torch.arange(n, device=x.device)
+    count = (torch.clamp(i + radius, max=n - 1) - torch.clamp(i - radius, min=0) + 1).to(x.dtype)
+    return total / count.view([n] + [1] * (x.dim() - 1 - dim % x.dim()))
+
+
 def _box_blur(x: torch.Tensor, radius: int) -> torch.Tensor:
-    k = 2 * radius + 1
-    x = F.avg_pool2d(x, (1, k), stride=1, padding=(0, radius), count_include_pad=False)
-    return F.avg_pool2d(x, (k, 1), stride=1, padding=(radius, 0), count_include_pad=False)
+    return _running_mean(_running_mean(x, radius, -1), radius, -2)
+
+
+def _half_mean(x: torch.Tensor) -> torch.Tensor:
+    """``(n, c, h, w)`` -> the means of its 2x2 blocks, ``ceil(h / 2) x ceil(w / 2)``: an odd
+    last row or column averages the pixels it has (``avg_pool2d(x, 2, ceil_mode=True)``), by
+    strided adds (3x faster on CPU)."""
+    h, w = x.shape[-2:]
+    if h % 2 or w % 2:  # a replicated edge averages to the mean of the pixels there
+        x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
+    pairs = x.unflatten(-2, (-1, 2))  # (..., h / 2, 2, w): two whole rows side by side
+    rows = pairs[..., 0, :] + pairs[..., 1, :]
+    return torch.add(rows[..., 0::2], rows[..., 1::2]).mul_(0.25)
 
 
 def unreachable_mask(centre: torch.Tensor, neighbour: torch.Tensor, reach: int,
@@ -88,7 +113,7 @@ def motion_guard(x: torch.Tensor, *, radius: int = GUARD_RADIUS, tol: float = GU
     (a 4K float32 window is 0.7 GB) instead of a copy."""
     b, t, c, h, w = x.shape
     r = t // 2
-    small = F.avg_pool2d(x.reshape(b * t, c, h, w).float(), 2, ceil_mode=True)
+    small = _half_mean(x.reshape(b * t, c, h, w).float())
     small = small.reshape(b, t, c, *small.shape[-2:])
     centre = x[:, r].float()
     out = x if inplace else x.clone()
@@ -98,5 +123,8 @@ def motion_guard(x: torch.Tensor, *, radius: int = GUARD_RADIUS, tol: float = GU
         reach = (radius * abs(k - r) + 1) // 2
         m = unreachable_mask(small[:, r], small[:, k], reach, tol, feather=1)
         m = F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
-        out[:, k] = torch.lerp(x[:, k].float(), centre, m).to(x.dtype)
+        if out.dtype == torch.float32:
+            out[:, k].lerp_(centre, m)
+        else:
+            out[:, k] = torch.lerp(x[:, k].float(), centre, m).to(x.dtype)
     return out

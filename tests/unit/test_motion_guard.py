@@ -1,6 +1,8 @@
 """The motion guard (didtv.pipeline.guard): neighbours lose only what has no counterpart in reach."""
 
 import numpy as np
+import pytest
+import torch.nn.functional as F
 import torch
 
 from didtv.models.registry import load_model
@@ -113,3 +115,30 @@ def test_max_filter_equals_max_pooling():
     for radius in (1, 2, 3, 4, 8, 12, 30):  # 30: wider than the frame is high
         ref = torch.nn.functional.max_pool2d(x, 2 * radius + 1, stride=1, padding=radius)
         assert torch.equal(_max_filter(x, radius), ref), radius
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 7, 9), (2, 3, 8, 5), (1, 1, 2, 3)])
+@pytest.mark.parametrize("radius", [1, 2, 3])
+def test_box_blur_is_the_mean_of_the_pixels_inside_the_frame(shape, radius):
+    """The guard's feathering: a separable box mean that counts only in-frame pixels (what
+    avg_pool2d with count_include_pad=False does), also where the radius exceeds the frame."""
+    from didtv.pipeline.guard import _box_blur
+
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(radius))
+    h, w = shape[-2:]
+    want = torch.empty_like(x)
+    for y in range(h):
+        for i in range(w):
+            want[..., y, i] = x[..., max(0, y - radius):y + radius + 1, max(0, i - radius):i + radius + 1].mean((-2, -1))
+    torch.testing.assert_close(_box_blur(x, radius), want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("hw", [(8, 6), (7, 9), (1, 5)])
+def test_half_mean_averages_2x2_blocks_and_the_odd_edges_pixels(hw):
+    from didtv.pipeline.guard import _half_mean
+
+    x = torch.rand(2, 3, *hw, generator=torch.Generator().manual_seed(1))
+    want = F.avg_pool2d(x, 2, ceil_mode=True)
+    got = _half_mean(x)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)

@@ -280,3 +280,36 @@ def test_a_channels_last_model_gives_the_nchw_output(precision):
     assert feat.is_contiguous(memory_format=torch.channels_last) and feat.dtype == precision
     tol = 1e-5 if precision == torch.float32 else 1.0 / 1023
     torch.testing.assert_close(got, want, rtol=0, atol=tol)
+
+
+def _has_avx512() -> bool:
+    return "avx512f" in native._cpu_flags().split()
+
+
+@needs_kernel
+@pytest.mark.skipif(not _has_avx512(), reason="no AVX-512 on this CPU: the kernel is plain C only")
+@pytest.mark.parametrize("offset_dtype", [torch.float32, torch.bfloat16])
+def test_the_avx512_paths_give_the_plain_c_columns_bit_for_bit(fresh_kernel, monkeypatch, offset_dtype):
+    """The AVX-512 gathers (channels-last offsets and masks, 63 mask channels: an odd last one)
+    and the vectorised stores (float32 and bfloat16 columns) write exactly what the plain-C
+    kernel writes, including a row of 300 pixels (a block and a tail that is not a multiple of 16)."""
+    gen = torch.Generator().manual_seed(5)
+    b, groups, taps, h, w = 2, 7, 9, 6, 300
+    x = torch.rand(b, 21, h, w, generator=gen)
+    both = (torch.randn(b, 3 * groups * taps, h, w, generator=gen) * 0.7).to(offset_dtype)
+    both = both.contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(6, 21, 3, 3, generator=gen), torch.randn(6, generator=gen)
+    n_off = 2 * groups * taps
+
+    def run(precision):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == torch.bfloat16):
+            return deform_conv2d_native(x, both[:, :n_off], both[:, n_off:], weight, bias, padding=1,
+                                        raw_activation=(4.0, 0.25), channels_last=True)
+
+    fast = [run(p) for p in (torch.float32, torch.bfloat16)]
+    monkeypatch.setattr(native, "CFLAGS", native.CFLAGS + native.GENERIC_CFLAGS)
+    native.forget()
+    plain = [run(p) for p in (torch.float32, torch.bfloat16)]
+    assert len(list(fresh_kernel.rglob("*.so"))) == 2  # really two builds
+    for got, want in zip(fast, plain):
+        assert torch.equal(got, want)

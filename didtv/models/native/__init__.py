@@ -29,7 +29,12 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("deform_sample.c")
-CFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-fopenmp")
+# -mprefer-vector-width=512: GCC's -march=native stops at 256-bit vectors on AVX-512 CPUs; the
+# per-pixel loops run 5-10% faster with 512 (AMX Xeon, 2026-12-02). Ignored without AVX-512.
+CFLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-fno-math-errno", "-fno-trapping-math",
+          "-fPIC", "-shared", "-fopenmp")
+#: Added to CFLAGS, builds the plain-C kernel even on an AVX-512 CPU (tests compare the two).
+GENERIC_CFLAGS = ("-DDIDTV_GENERIC",)
 
 # dtype codes of deform_sample.c
 F32, BF16 = 0, 1
@@ -123,7 +128,7 @@ def _library():
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.didtv_deform_columns.argtypes = [ptr, ptr, ctypes.c_int, ptr, ctypes.c_int, ctypes.c_int,
                                          ctypes.c_float, ctypes.c_float, ptr, ptr, ptr, ctypes.c_int,
-                                         *([i64] * 17), ctypes.c_int]
+                                         *([i64] * 18), ctypes.c_int]
     lib.didtv_deform_columns.restype = ctypes.c_int
     lib.didtv_pack_groups.argtypes = [ptr, ptr, *([i64] * 6), ctypes.c_int]
     lib.didtv_pack_groups.restype = None

@@ -14,7 +14,8 @@
  *          batch, channel and pixel strides (NCHW, or the channels-last output of the offset
  *          U-Net's last convolution read as it lies)
  *   mask   (b, g*taps, h_out, w_out) or NULL (all ones); strides as for offset
- *   out    (b, c*taps, n_rows*w_out): row c*taps + k, output rows row0 .. row0+n_rows-1
+ *   out    (b, col_rows, n_rows*w_out): row c*taps + k, output rows row0 .. row0+n_rows-1;
+ *          col_rows >= c*taps, rows from c*taps on are left as they are (the caller's bias row)
  * Corners outside the image read zero (DCN's zero padding, grid_sample's "zeros").
  * Built and loaded by didtv/models/native.py; no Python or torch headers needed.
  */
@@ -22,6 +23,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__AVX512F__) && !defined(DIDTV_GENERIC)
+#include <immintrin.h>
+#define DIDTV_AVX512 1 /* gathers and in-register transposes where plain C leaves scalar loops */
+#endif
 
 enum { F32 = 0, BF16 = 1 };
 
@@ -44,7 +49,7 @@ typedef struct {
     /* elements between batch items, channels and pixels (pixels in row-major order: NCHW has
      * pixel stride 1 and channel stride h_out * w_out, NHWC channel stride 1) */
     int64_t off_bstride, off_cstride, off_pstride, mask_bstride, mask_cstride, mask_pstride;
-    int64_t b, c, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, row0, n_rows;
+    int64_t b, c, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, row0, n_rows, col_rows;
     int64_t first, last; /* items [first, last): one item = (batch, row, block of BLOCK pixels) */
 } job_t;
 
@@ -87,8 +92,71 @@ static inline float load_one(const void *src, int dtype, int64_t at) {
  * one block of pixels of every offset (or mask) channel, channel-major, so that the per-(group,
  * tap) loops read contiguous rows whatever the tensor's layout. Channels-last (pstride > 1) is
  * transposed in tiles of 16 pixels: 16 read streams, one 64-byte line written per channel. */
+#ifdef DIDTV_AVX512
+/* load_block's channels-last case with AVX-512 gathers, 16 pixels at a time. bfloat16 with
+ * adjacent channels: one 32-bit gather reads the (ch, ch + 1) pair of 16 pixels and splits into
+ * two float rows (an odd last channel reads the pair before it). 10x faster than the strided
+ * scalar loop on an AMX Xeon. 0: not applicable (the caller falls back). */
+static int load_block_gather(float *dst, const void *src, int dtype, int64_t start, int64_t n_ch,
+                             int64_t cstride, int64_t n, int64_t pstride) {
+    if (pstride * 16 >= INT32_MAX || (dtype == BF16 && (cstride != 1 || n_ch < 2))) return 0;
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int32_t)pstride));
+    const __m512i high = _mm512_set1_epi32((int32_t)0xffff0000u);
+    for (int64_t i0 = 0; i0 < n; i0 += 16) {
+        const __mmask16 k = n - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i0)) - 1u);
+        const int64_t at = start + i0 * pstride;
+        if (dtype == BF16) {
+            const uint16_t *base = (const uint16_t *)src + at;
+            int64_t ch = 0;
+            for (; ch + 1 < n_ch; ch += 2) {
+                const __m512i pair = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, idx, base + ch, 2);
+                _mm512_mask_storeu_epi32(dst + ch * BLOCK + i0, k, _mm512_slli_epi32(pair, 16));
+                _mm512_mask_storeu_epi32(dst + (ch + 1) * BLOCK + i0, k, _mm512_and_si512(pair, high));
+            }
+            if (ch < n_ch) {
+                const __m512i pair = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), k, idx, base + ch - 1, 2);
+                _mm512_mask_storeu_epi32(dst + ch * BLOCK + i0, k, _mm512_and_si512(pair, high));
+            }
+        } else {
+            const float *base = (const float *)src + at;
+            for (int64_t ch = 0; ch < n_ch; ++ch)
+                _mm512_mask_storeu_ps(dst + ch * BLOCK + i0, k,
+                                      _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, idx, base + ch * cstride, 4));
+        }
+    }
+    return 1;
+}
+
+/* to_bf16 on 16 floats at once (round to nearest even, NaN kept quiet): the same bits. */
+static inline __m256i to_bf16_x16(__m512 v) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                  _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+    return _mm512_cvtepi32_epi16(r);
+}
+
+/* v[0..16) (4 channels per pixel) -> channel `lane` of the 16 pixels, by two two-source permutes
+ * and one 128-bit lane shuffle: the scalar per-lane store loop was a third of the sampling. */
+static inline __m512 lane_of_16(const v4f *v, int lane) {
+    const float *f = (const float *)v;
+    const __m512i sel = _mm512_add_epi32(
+        _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28), _mm512_set1_epi32(lane));
+    const __m512 lo = _mm512_permutex2var_ps(_mm512_loadu_ps(f), sel, _mm512_loadu_ps(f + 16));
+    const __m512 hi = _mm512_permutex2var_ps(_mm512_loadu_ps(f + 32), sel, _mm512_loadu_ps(f + 48));
+    return _mm512_shuffle_f32x4(lo, hi, 0x44); /* lo's pixels 0-7, then hi's 8-15 */
+}
+#endif
+
 static void load_block(float *dst, const void *src, int dtype, int64_t start, int64_t n_ch,
                        int64_t cstride, int64_t n, int64_t pstride) {
+#ifdef DIDTV_AVX512
+    if (pstride != 1 && load_block_gather(dst, src, dtype, start, n_ch, cstride, n, pstride)) return;
+#endif
     if (pstride == 1) {
         for (int64_t ch = 0; ch < n_ch; ++ch) {
             float *d = dst + ch * BLOCK;
@@ -165,7 +233,7 @@ static int run(const job_t *j) {
                 const float base_y = (float)(y * j->sh - j->ph + (k / j->kw) * j->dh);
                 const float bx = (float)(-j->pw + (k % j->kw) * j->dw) + (float)(x0 * j->sw);
                 const float step = (float)j->sw;
-                const int64_t out_row = (bi * j->c + g * cg) * taps + k; /* row of channel g*cg, tap k */
+                const int64_t out_row = bi * j->col_rows + g * cg * taps + k; /* row of channel g*cg, tap k */
                 /* bilinear weights (mask folded in) and the four corner indices, branch-free */
                 for (int i = 0; i < (int)n; ++i) {
                     const float py0 = base_y + oy[i], px0 = bx + (float)i * step + ox[i];
@@ -203,12 +271,20 @@ static int run(const job_t *j) {
                     const int64_t lanes = cg - c0 < 4 ? cg - c0 : 4;
                     for (int64_t lane = 0; lane < lanes; ++lane) {
                         const int64_t o = (out_row + (c0 + lane) * taps) * out_plane + r * j->w_out + x0;
+                        int i = 0;
                         if (j->out_dtype == BF16) {
                             uint16_t *dst = (uint16_t *)j->out + o;
-                            for (int i = 0; i < (int)n; ++i) dst[i] = to_bf16(v[i][lane]);
+#ifdef DIDTV_AVX512
+                            for (; i + 16 <= (int)n; i += 16)
+                                _mm256_storeu_si256((__m256i *)(dst + i), to_bf16_x16(lane_of_16(v + i, (int)lane)));
+#endif
+                            for (; i < (int)n; ++i) dst[i] = to_bf16(v[i][lane]);
                         } else {
                             float *dst = (float *)j->out + o;
-                            for (int i = 0; i < (int)n; ++i) dst[i] = v[i][lane];
+#ifdef DIDTV_AVX512
+                            for (; i + 16 <= (int)n; i += 16) _mm512_storeu_ps(dst + i, lane_of_16(v + i, (int)lane));
+#endif
+                            for (; i < (int)n; ++i) dst[i] = v[i][lane];
                         }
                     }
                 }
@@ -231,7 +307,7 @@ int didtv_deform_columns(const float *x, const void *offset, int off_dtype, cons
                          const int64_t *mask_strides, void *out, int out_dtype, int64_t b, int64_t c, int64_t h,
                          int64_t w, int64_t groups, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                          int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t h_out,
-                         int64_t w_out, int64_t row0, int64_t n_rows, int threads) {
+                         int64_t w_out, int64_t row0, int64_t n_rows, int64_t col_rows, int threads) {
     const int64_t items = b * n_rows * ((w_out + BLOCK - 1) / BLOCK);
     int failed = 0;
     if (threads < 1) threads = 1;
@@ -241,7 +317,7 @@ int didtv_deform_columns(const float *x, const void *offset, int off_dtype, cons
         const job_t job = {x, offset, mask, out, off_dtype, mask_dtype, out_dtype, raw, scale, inner,
                            off_strides[0], off_strides[1], off_strides[2],
                            mask_strides[0], mask_strides[1], mask_strides[2], b, c, h, w,
-                           groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, row0, n_rows,
+                           groups, kh, kw, sh, sw, ph, pw, dh, dw, h_out, w_out, row0, n_rows, col_rows,
                            items * t / threads, items * (t + 1) / threads};
         failed |= run(&job) != 0;
     }
