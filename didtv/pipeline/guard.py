@@ -21,7 +21,7 @@ replaced (the network's own alignment keeps working there); it fires where a fla
 centre frame faces a region of a different level in the neighbour, i.e. an occlusion or a motion
 beyond the reach, which is exactly where ghosts form. A pixel that is replaced reads the centre
 frame, which the network handles like a still window. The masks are computed at half resolution;
-cost on a 2-core CPU: ~60 ms per 960x544 window (docs/benchmarks.md).
+cost on a 2-core CPU: 60-80 ms per 960x544 window (docs/benchmarks.md).
 """
 
 from __future__ import annotations

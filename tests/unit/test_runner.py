@@ -5,15 +5,49 @@ import pytest
 import torch
 
 from didtv.models.registry import load_model
-from didtv.pipeline.runner import Runner, ShotCondition, is_cut, pad_to_multiple, thumbnail
+from didtv.pipeline.runner import Runner, ShotCondition, is_cut, replicate_margin, stack_windows, thumbnail
 
 
-def test_pad_to_multiple_replicates_and_reports_size():
+def test_stacked_windows_are_padded_by_replication_and_report_their_size():
     x = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).reshape(1, 2, 3, 5, 7)
-    y, h, w = pad_to_multiple(x, 8)
+    y, h, w = stack_windows([list(x[0])], 8)
     assert y.shape == (1, 2, 3, 8, 8) and (h, w) == (5, 7)
     assert torch.equal(y[..., :5, :7], x)
+    assert replicate_margin(y, h, w) is y
     assert torch.equal(y[..., 7, :7], x[..., 4, :])  # bottom rows repeat the last row
+    assert torch.equal(y[..., 7, 7], x[..., 4, 6])  # the corner repeats the last pixel
+
+
+def test_the_runner_pads_after_editing_the_window(monkeypatch):
+    """The margin repeats the *guarded* edge: the window is edited before it is padded."""
+    import didtv.pipeline.runner as runner_module
+
+    seen = {}
+
+    from didtv.models.spec import ModelSpec
+
+    class Probe(torch.nn.Module):
+        spec = ModelSpec(name="probe", window=3, multiple_of=8)
+
+        def forward(self, x):
+            seen["x"] = x.clone()
+            return x[:, 1]
+
+    def mark(x, **_):  # stands in for the motion guard: edits every neighbour in place
+        x[:, 0] += 1
+        x[:, 2] += 1
+        return x
+
+    monkeypatch.setattr(runner_module, "motion_guard", mark)
+    runner = Runner(Probe(), device="cpu", precision="fp32", motion_guard=True)
+    torch.manual_seed(0)
+    frames = [0.5 + 0.01 * torch.rand(3, 5, 7) for _ in range(3)]  # one shot: clamp_to_shot keeps them
+    runner.infer_batch([frames])
+    x = seen["x"]
+    expected = torch.nn.functional.pad(torch.stack(frames) + torch.tensor([1.0, 0, 1]).view(3, 1, 1, 1),
+                                       (0, 1, 0, 3), mode="replicate")
+    assert x.shape == (1, 3, 3, 8, 8)
+    assert torch.equal(x[0], expected)
 
 
 def test_cut_detection():

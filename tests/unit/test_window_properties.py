@@ -1,7 +1,7 @@
 """Property-based tests (hypothesis) for the window / padding index functions.
 
 didtv.pipeline.window: window_indices (the reference) and sliding_windows (the streaming
-version the runner uses); didtv.pipeline.runner.pad_to_multiple (size multiples);
+version the runner uses); didtv.pipeline.runner.stack_windows and replicate_margin (size multiples);
 didtv.io.decode.even_size / retime_plan (odd sizes, variable frame rate timing).
 """
 
@@ -15,7 +15,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from didtv.io.decode import even_size, retime_plan
-from didtv.pipeline.runner import pad_to_multiple
+from didtv.pipeline.runner import replicate_margin, stack_windows
 from didtv.pipeline.window import PAD_MODES, sliding_windows, window_indices
 
 sizes = st.integers(min_value=0, max_value=12).map(lambda k: 2 * k + 1)  # odd, 1..25
@@ -103,10 +103,13 @@ def test_bad_window_sizes_are_rejected(size):
 
 @given(h=st.integers(1, 40), w=st.integers(1, 40), m=st.integers(1, 17), lead=st.integers(1, 3))
 @settings(max_examples=60, deadline=None)
-def test_pad_to_multiple(h, w, m, lead):
+def test_stack_windows_and_replicate_margin(h, w, m, lead):
     x = torch.arange(lead * 3 * h * w, dtype=torch.float32).reshape(lead, 3, h, w)
-    y, h0, w0 = pad_to_multiple(x, m)
+    y, h0, w0 = stack_windows([list(x)], m)
     assert (h0, w0) == (h, w)
+    y = replicate_margin(y, h, w)[0]
+    # the same as PyTorch's replication pad
+    assert torch.equal(y, torch.nn.functional.pad(x, (0, y.shape[-1] - w, 0, y.shape[-2] - h), mode="replicate"))
     assert y.shape[-2] % m == 0 and y.shape[-1] % m == 0
     assert y.shape[-2] - h < m and y.shape[-1] - w < m
     assert torch.equal(y[..., :h, :w], x)  # the picture is untouched
