@@ -27,8 +27,12 @@ def data_group() -> None:
               help="How 16-bit PNG/TIFF sources are encoded (BT.2020 PQ or HLG); EXR and .hdr are scene-linear.")
 @click.option("--moving-objects", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Share of still-source clips given an object moving against the background (up to 24 px/frame).")
+@click.option("--neutral-grade", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of train clips rendered at the operator's neutral grade (exposure 1, saturation 1) "
+                   "instead of a random one.")
 @handle_errors
-def data_build(sources, output, split, clips_per_source, size, seed, workers, transfer, moving_objects):
+def data_build(sources, output, split, clips_per_source, size, seed, workers, transfer, moving_objects,
+               neutral_grade):
     """Render SOURCES (OpenEXR, Radiance .hdr, 16-bit PQ/HLG PNG/TIFF, HDR10/HLG videos, or
     folders of them) into (degraded SDR, clean SDR, HDR) clips.
 
@@ -41,7 +45,7 @@ def data_build(sources, output, split, clips_per_source, size, seed, workers, tr
 
     out = build(list(sources), output, seed=seed, clips_per_source=clips_per_source, size=(size, size),
                 split=split, workers=workers, transfer=transfer, moving_objects=moving_objects,
-                on_clip=lambda n: click.echo(f"didtv: {n} clips", err=True) if n % 50 == 0 else None)
+                neutral_grade=neutral_grade, on_clip=lambda n: click.echo(f"didtv: {n} clips", err=True) if n % 50 == 0 else None)
     click.echo(f"wrote {out}/manifest.json")
 
 

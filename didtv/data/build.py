@@ -94,7 +94,8 @@ def _write_renders(clip: np.ndarray, renders, out_dir, all_frames: bool, src, re
 
 def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clips_per_source: int = 8,
           size: tuple[int, int] = (192, 192), split: str = "train", workers: int = 2,
-          max_width: int = 384, transfer: str = "pq", moving_objects: float = 0.0, on_clip=None) -> Path:
+          max_width: int = 384, transfer: str = "pq", moving_objects: float = 0.0, neutral_grade: float = 0.0,
+          on_clip=None) -> Path:
     """Build a data set. ``split="train"``: ``clips_per_source`` random views per source, each with
     a random operator, codec, QP, exposure and saturation. ``split="val"``: the whole image
     (downscaled to at most ``max_width``, sizes multiples of 8), every operator x every QP,
@@ -104,9 +105,14 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
     16-bit PNG/TIFF sources are encoded ("pq" or "hlg", BT.2020); other formats ignore it.
     ``moving_objects``: the share of still-source clips (train: per clip; val: per source) that
     get an object moving against the background (:func:`didtv.data.sources.add_moving_object`);
-    decided from a stream of its own, so 0 builds exactly the set an older didtv built."""
+    decided from a stream of its own, so 0 builds exactly the set an older didtv built.
+    ``neutral_grade``: the share of train clips rendered at the operator's neutral grade (exposure
+    1, saturation 1), as a fixed down-conversion makes SDR, instead of a random grade; also its own
+    stream, so 0 builds the older set and the other clips do not change."""
     if not 0.0 <= moving_objects <= 1.0:
         raise ValueError(f"moving_objects must be a share in [0, 1], got {moving_objects}")
+    if not 0.0 <= neutral_grade <= 1.0:
+        raise ValueError(f"neutral_grade must be a share in [0, 1], got {neutral_grade}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = find_sources(sources)
@@ -121,9 +127,12 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
                 ss = np.random.SeedSequence([seed, si, ci])
                 rng = np.random.default_rng(ss)
                 recipe_seed = int(ss.generate_state(1)[0])
-                renders.append((f"{stem}-{ci:03d}.npz", str(rng.choice(OPERATORS)),
-                                str(rng.choice(CODECS, p=[0.75, 0.25])), int(rng.choice(QPS)),
-                                float(2.0 ** rng.uniform(-0.6, 0.4)), float(rng.uniform(0.85, 1.15))))
+                name, operator = f"{stem}-{ci:03d}.npz", str(rng.choice(OPERATORS))
+                codec, qp = str(rng.choice(CODECS, p=[0.75, 0.25])), int(rng.choice(QPS))
+                exposure, saturation = float(2.0 ** rng.uniform(-0.6, 0.4)), float(rng.uniform(0.85, 1.15))
+                if _neutral_grade(neutral_grade, seed, si, ci):
+                    exposure, saturation = 1.0, 1.0
+                renders.append((name, operator, codec, qp, exposure, saturation))
                 if not is_video(src):
                     jobs.append((_make_clip, (src, out, recipe_seed, size, [renders[-1]], False, transfer, max_width,
                                               _moving_object(moving_objects, seed, si, ci))))
@@ -157,7 +166,7 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     manifest = {"split": split, "seed": seed, "size": list(size), "transfer": transfer,
-                "moving_objects": moving_objects,
+                "moving_objects": moving_objects, "neutral_grade": neutral_grade,
                 "sources": [str(f) for f in files],
                 "operators": list(OPERATORS), "qps": list(QPS), "clips": records}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -167,6 +176,11 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
 def _moving_object(share: float, *key: int) -> bool:
     """Whether one clip (or val source) gets a moving object; its own random stream per key."""
     return share > 0 and bool(np.random.default_rng(np.random.SeedSequence([*key, 0x0B1E])).random() < share)
+
+
+def _neutral_grade(share: float, *key: int) -> bool:
+    """Whether one train clip is rendered at the neutral grade; its own random stream per key."""
+    return share > 0 and bool(np.random.default_rng(np.random.SeedSequence([*key, 0x6EAD])).random() < share)
 
 
 def load_manifest(data_dir: str | Path) -> dict:

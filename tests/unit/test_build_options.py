@@ -1,4 +1,5 @@
-"""Moving objects in the training data (didtv.data.sources.add_moving_object, build --moving-objects)."""
+"""Options of ``didtv data build`` that change a share of the training clips: moving objects
+(didtv.data.sources.add_moving_object, --moving-objects) and the neutral grade (--neutral-grade)."""
 
 from __future__ import annotations
 
@@ -44,19 +45,26 @@ def test_the_same_generator_state_gives_the_same_object():
     np.testing.assert_array_equal(a, b)
 
 
-@requires_ffmpeg
-def test_build_share_zero_is_the_old_data_and_clips_without_an_object_do_not_change(tmp_path):
+def _build_pair(tmp_path, seed: int, clips: int, **option):
+    """The same train set built without and with ``option``: (plain dir, its manifest, other dir, its manifest)."""
     cv2 = pytest.importorskip("cv2")
 
     from didtv.data.build import build
 
     path = tmp_path / "scene.hdr"
     assert cv2.imwrite(str(path), (_texture(96, 192) * 8)[..., ::-1])
-    kw = dict(seed=2, clips_per_source=6, size=(32, 32), split="train", workers=1)
+    kw = dict(seed=seed, clips_per_source=clips, size=(32, 32), split="train", workers=1)
     plain = build([path], tmp_path / "plain", **kw)
-    mixed = build([path], tmp_path / "mixed", moving_objects=0.5, **kw)
-    a = json.loads((plain / "manifest.json").read_text())
-    b = json.loads((mixed / "manifest.json").read_text())
+    other = build([path], tmp_path / "other", **option, **kw)
+    with pytest.raises(ValueError):  # a share outside [0, 1]
+        build([path], tmp_path / "bad", **{k: 1.5 for k in option}, **kw)
+    return (plain, json.loads((plain / "manifest.json").read_text()),
+            other, json.loads((other / "manifest.json").read_text()))
+
+
+@requires_ffmpeg
+def test_build_share_zero_is_the_old_data_and_clips_without_an_object_do_not_change(tmp_path):
+    plain, a, mixed, b = _build_pair(tmp_path, 2, 6, moving_objects=0.5)
     assert a["moving_objects"] == 0.0 and b["moving_objects"] == 0.5
     flags = [r["moving_object"] for r in b["clips"]]
     assert not any(r["moving_object"] for r in a["clips"]) and any(flags) and not all(flags)
@@ -64,5 +72,21 @@ def test_build_share_zero_is_the_old_data_and_clips_without_an_object_do_not_cha
         with np.load(plain / ra["file"]) as za, np.load(mixed / rb["file"]) as zb:
             same = np.array_equal(za["hdr"], zb["hdr"]) and np.array_equal(za["lq"], zb["lq"])
         assert same == (not rb["moving_object"]), rb
-    with pytest.raises(ValueError):
-        build([path], tmp_path / "bad", moving_objects=1.5, **kw)
+
+
+@requires_ffmpeg
+def test_neutral_share_renders_some_clips_at_the_neutral_grade_and_leaves_the_others_alone(tmp_path):
+    plain, a, mixed, b = _build_pair(tmp_path, 3, 8, neutral_grade=0.5)
+    assert a["neutral_grade"] == 0.0 and b["neutral_grade"] == 0.5
+    assert not any(r["exposure"] == 1.0 and r["saturation"] == 1.0 for r in a["clips"])
+    neutral = [r["exposure"] == 1.0 and r["saturation"] == 1.0 for r in b["clips"]]
+    assert any(neutral) and not all(neutral)
+    for ra, rb, is_neutral in zip(a["clips"], b["clips"], neutral):
+        # The same view, operator, codec and QP either way; only the grade may change.
+        assert (ra["file"], ra["operator"], ra["codec"], ra["qp"]) == (rb["file"], rb["operator"], rb["codec"], rb["qp"])
+        with np.load(plain / ra["file"]) as za, np.load(mixed / rb["file"]) as zb:
+            assert np.array_equal(za["hdr"], zb["hdr"])
+            same_sdr = np.array_equal(za["lq"], zb["lq"]) and np.array_equal(za["sdr"], zb["sdr"])
+        assert same_sdr == (not is_neutral), rb
+        if not is_neutral:
+            assert (ra["exposure"], ra["saturation"]) == (rb["exposure"], rb["saturation"])
