@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from clips import requires_ffmpeg
 
 from didtv.io.decode import fit_height
 from didtv.presets import (DEFAULT_PRESET, PresetError, ToneTargets, load_preset, load_preset_model,
@@ -203,6 +204,7 @@ def test_fit_height(size, max_height, expected):
         assert w % 2 == 0 and h % 2 == 0
 
 
+@requires_ffmpeg
 def test_decode_argv_resizes_in_the_same_zscale(tmp_path):
     from didtv.io.decode import decode_argv
     from didtv.io.probe import parse_probe
@@ -213,12 +215,9 @@ def test_decode_argv_resizes_in_the_same_zscale(tmp_path):
                      "height": 1080, "pix_fmt": "yuv420p", "r_frame_rate": "25/1",
                      "avg_frame_rate": "25/1", "color_space": "bt709", "color_range": "tv"}],
     }
-    try:
-        info = parse_probe(str(tmp_path / "x.mp4"), raw, {})
-        argv = decode_argv(info, (960, 540))
-        plain = decode_argv(info)
-    except Exception as exc:  # ffmpeg missing: tool_path raises
-        pytest.skip(f"cannot build argv: {exc}")
+    info = parse_probe(str(tmp_path / "x.mp4"), raw, {})
+    argv = decode_argv(info, (960, 540))  # looks ffmpeg up (tool_path): hence requires_ffmpeg
+    plain = decode_argv(info)
     vf = argv[argv.index("-vf") + 1]
     assert vf.startswith("zscale=w=960:h=540:f=spline36:min=709:") and vf.count("zscale") == 1
     assert "w=" not in plain[plain.index("-vf") + 1]

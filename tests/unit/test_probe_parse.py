@@ -271,9 +271,21 @@ def mutated_probe(draw):
     return data, frames
 
 
+#: The refusals parse_probe makes on purpose. Anything else (notably "cannot interpret ffprobe's
+#: output (KeyError: ...)", the safety net that turns a parser bug into one line) fails the test.
+DELIBERATE_REFUSALS = ("ffprobe returned no stream information", "no video stream (audio only)",
+                       "no video stream", "a text file, not a video",
+                       "the video stream has no valid index", "the video stream has no valid frame size",
+                       "the video stream has no pixel format", "the video stream has no usable frame rate")
+
+
 def _check(result_or_exc) -> None:
     if isinstance(result_or_exc, ProbeError):
-        assert "\n" not in str(result_or_exc)
+        message = str(result_or_exc)
+        assert "\n" not in message
+        assert message.startswith("p.mkv: "), message
+        assert message.removeprefix("p.mkv: ").startswith(DELIBERATE_REFUSALS), \
+            f"not a deliberate refusal (a parser bug behind the safety net?): {message}"
         return
     info = result_or_exc
     assert isinstance(info, VideoInfo)
@@ -304,6 +316,29 @@ def test_arbitrary_json_never_crashes(fmt, frames, packets):
 def test_malformed_ffprobe_output_never_crashes(data):
     fmt, frames = data
     _check(_run(fmt, frames))
+
+
+#: Keys of the main video stream that the parse needs (refusing without them is right); garbage
+#: anywhere else must never stop a parse.
+NEEDED = {"index", "codec_type", "width", "height", "pix_fmt", "r_frame_rate", "avg_frame_rate",
+          "codec_name", "disposition"}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(sorted(set(STREAM_KEYS) - NEEDED)), GARBAGE_SCALARS | JSONISH,
+                       max_size=6),
+       st.lists(mutated_stream(), max_size=3), st.lists(side_data, max_size=4) | JSONISH,
+       st.dictionaries(st.sampled_from(["duration", "tags", "nb_streams"]), GARBAGE_SCALARS | JSONISH,
+                       max_size=3))
+def test_garbage_outside_the_needed_keys_still_parses(replaced, others, frame_sd, fmt_changes):
+    """A video stream whose needed keys are intact parses, whatever the rest holds: a ProbeError
+    here (the safety net included) is a bug, and the needed values come through unchanged."""
+    video = dict(VIDEO, **replaced)
+    frames = {"frames": [{"side_data_list": frame_sd}]}
+    info = parse_probe("p.mkv", fmt_json(video, *others, fmt=dict(FORMAT, **fmt_changes)), frames)
+    _check(info)
+    assert (info.width, info.height) == (3840, 2160) and info.fps == Fraction(24000, 1001)
+    assert info.codec == "hevc" and info.bit_depth == 10
 
 
 MD_KEYS = sorted(k for k in MASTERING if k != "side_data_type")
