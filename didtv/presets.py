@@ -1,6 +1,7 @@
 """Presets: model, tone targets, encoder settings, mastering display and output size, from TOML.
 
-A preset is chosen by name (a file ``NAME.toml`` in ``presets/``) or by path. CLI flags override
+A preset is chosen by name (a file ``NAME.toml`` shipped in the package's ``didtv/presets/``
+folder, which ``didtv presets --path`` prints) or by path. CLI flags override
 single fields (:meth:`Preset.with_overrides`). The schema is strict: an unknown table or key, a
 value of the wrong type or outside its range is a :class:`PresetError` naming the key and what
 is allowed. Every key, with its unit and default::
@@ -51,8 +52,8 @@ from __future__ import annotations
 
 import inspect
 import math
-import sys
 import tomllib
+from importlib import resources
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -63,10 +64,9 @@ from didtv.errors import DidtvError
 from didtv.io.encode import X265_PRESETS, EncodeSettings
 
 DEFAULT_PRESET = "hdr10-1000"
-PRESET_DIRS = (
-    Path(__file__).resolve().parent.parent / "presets",  # source checkout / editable install
-    Path(sys.prefix) / "share" / "didtv" / "presets",     # wheel install (data-files)
-)
+#: Where presets are looked up by name, first folder first. The shipped ones are package data
+#: (``didtv/presets/*.toml``), so a wheel, an sdist and a checkout all find them.
+PRESET_DIRS = (Path(str(resources.files("didtv") / "presets")),)
 
 _NUMBER = ((int, float), "a number")
 _INT = ((int,), "an integer")

@@ -93,7 +93,7 @@ def _progress_renderer(quiet: bool):
 @click.argument("src", type=click.Path(path_type=str))
 @click.argument("dst", type=click.Path(path_type=str))
 @click.option("--model", "-m", default=None, help="Model name (see 'didtv models') or a .safetensors file. Default: the preset's ('auto').")
-@click.option("--preset", "-p", default=None, help="Preset name (presets/*.toml) or a .toml file. Default: hdr10-1000.")
+@click.option("--preset", "-p", default=None, help="Preset name (see 'didtv presets') or a .toml file. Default: hdr10-1000.")
 @click.option("--crf", type=click.FloatRange(0, 51), default=None, help="x265 constant rate factor (lower = better).")
 @click.option("--x265-preset", default=None, help="x265 speed preset (ultrafast ... placebo).")
 @click.option("--lossless", is_flag=True, default=None, help="Write x265 lossless HEVC (mastering/measurement).")

@@ -1,4 +1,5 @@
-"""``didtv presets [--json]``: the presets found in presets/*.toml, one line each."""
+"""``didtv presets [--json | --path]``: the shipped presets (``didtv/presets/*.toml``), one line
+each, or the folder they are in."""
 
 from __future__ import annotations
 
@@ -53,19 +54,30 @@ def _render(rows: list[dict]) -> None:
 @click.command("presets")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the presets as JSON (schema_version 1: every field of every preset).")
+@click.option("--path", "as_path", is_flag=True,
+              help="Print the folder the shipped presets are in (copy one from there to make your own).")
 @handle_errors
-def command(as_json: bool) -> None:
+def command(as_json: bool, as_path: bool) -> None:
     """List the conversion presets: name, description, model, encoder and mastering display.
 
-    Presets are TOML files in presets/ (docs/user-guide.md#presets lists every key); pass a
-    name or a path to 'didtv convert --preset'.
+    Presets are TOML files shipped inside the package (--path prints where;
+    docs/user-guide.md#presets lists every key); pass a name, or the path of your own copy,
+    to 'didtv convert --preset'.
 
     \b
     Examples:
       didtv presets
       didtv presets --json
-      didtv convert holiday.mp4 holiday-hdr.mkv --preset streaming
+      cp "$(didtv presets --path)/streaming.toml" mine.toml
+      didtv convert holiday.mp4 holiday-hdr.mkv --preset mine.toml
     """
+    if as_path:
+        from didtv.presets import PRESET_DIRS
+
+        if as_json:
+            raise click.UsageError("--path and --json exclude each other")
+        click.echo(str(PRESET_DIRS[0]))
+        return
     rows = collect()
     if as_json:
         click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, "presets": rows}, indent=2,

@@ -40,6 +40,21 @@ def test_presets_json_is_stable():
     assert _run("presets", "--json").output == res.output  # deterministic
 
 
+def test_presets_path_is_the_packaged_folder():
+    """The shipped presets are package data: `--path` prints a folder inside the installed
+    package holding every one of them (so a wheel install finds them too)."""
+    from pathlib import Path
+
+    import didtv
+
+    res = _run("presets", "--path")
+    assert res.exit_code == 0, res.output
+    folder = Path(res.output.strip())
+    assert folder == Path(didtv.__file__).resolve().parent / "presets"
+    assert {p.stem for p in folder.glob("*.toml")} >= set(SHIPPED)
+    assert _run("presets", "--path", "--json").exit_code == 2
+
+
 def test_a_broken_preset_is_listed_not_fatal(tmp_path, monkeypatch):
     import didtv.presets as presets
 
