@@ -17,16 +17,15 @@ The family (docs/training.md says why each is there):
 
 from __future__ import annotations
 
-import os
-import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from didtv.color.gamut import BT709_TO_BT2020, BT2020_TO_BT709, LUMA, apply_matrix, rgb_to_ycbcr_matrix
+from didtv.color.tonemap import roll_off_max_rgb
 from didtv.color.transfer import REFERENCE_WHITE
-from didtv.data.sources import LUMA_709, eetf_bt2390
+from didtv.data.sources import LUMA_709
 
 OPERATORS = ("hardclip", "reinhard", "hable", "bt2390", "bt2446a", "bt2446c")
 CODECS = ("x265", "x264")
@@ -61,9 +60,7 @@ def op_hable(nits: np.ndarray) -> np.ndarray:
 
 
 def op_bt2390(nits: np.ndarray, peak: float = 1000.0) -> np.ndarray:
-    m = nits.max(axis=-1, keepdims=True)
-    mapped = eetf_bt2390(m, source_peak=peak, target_peak=100.0)
-    out = nits * np.where(m > 0, mapped / np.maximum(m, 1e-12), 0.0)
+    out = roll_off_max_rgb(nits, source_peak=peak, target_peak=100.0)
     return np.clip(out / 100.0, 0.0, 1.0)
 
 

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from didtv.color.transfer import REFERENCE_WHITE, pq_eotf, pq_inverse_eotf
+from didtv.color.tonemap import roll_off_max_rgb
+from didtv.color.transfer import REFERENCE_WHITE, pq_eotf
 
 LUMA_709 = np.array([0.2126, 0.7152, 0.0722])
 LUMA_2020 = np.array([0.2627, 0.6780, 0.0593])
@@ -148,25 +149,10 @@ def find_sources(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-def eetf_bt2390(nits: np.ndarray, *, source_peak: float, target_peak: float) -> np.ndarray:
-    """BT.2390 EETF (black level 0): display light in [0, source_peak] -> [0, target_peak]."""
-    src = float(pq_inverse_eotf(np.array(source_peak)))
-    e1 = pq_inverse_eotf(np.clip(nits, 0.0, source_peak)) / src
-    max_lum = float(pq_inverse_eotf(np.array(target_peak))) / src
-    ks = 1.5 * max_lum - 0.5
-    t = np.clip((e1 - ks) / max(1.0 - ks, 1e-6), 0.0, 1.0)
-    t2, t3 = t * t, t * t * t
-    spline = (2 * t3 - 3 * t2 + 1) * ks + (t3 - 2 * t2 + t) * (1 - ks) + (-2 * t3 + 3 * t2) * max_lum
-    e2 = np.where(e1 < ks, e1, spline)
-    return pq_eotf(e2 * src)
-
-
 def roll_off_highlights(nits: np.ndarray, peak: float = 1000.0) -> np.ndarray:
     """Compress max(R, G, B) with the BT.2390 EETF to ``peak``; ``nits`` is ``(..., 3)``."""
-    m = nits.max(axis=-1, keepdims=True)
-    src_peak = float(max(min(m.max(), 10000.0), peak * 1.0001))
-    mapped = eetf_bt2390(m, source_peak=src_peak, target_peak=peak)
-    return nits * np.where(m > 0, mapped / np.maximum(m, 1e-12), 0.0)
+    src_peak = float(max(min(nits.max(), 10000.0), peak * 1.0001))
+    return roll_off_max_rgb(nits, source_peak=src_peak, target_peak=peak)
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,16 @@ def ictcp_from_pq2020(pq: np.ndarray) -> np.ndarray:
     return np.tensordot(_LMS_TO_ICTCP, pq_inverse_eotf(lms), axes=1)
 
 
+def delta_e_itp_map(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-pixel ΔE_ITP = 720 * sqrt(dI^2 + (0.5 dCt)^2 + dCp^2) between two PQ BT.2020 frames
+    ``(3, h, w)`` -> ``(h, w)`` (the preview's error map)."""
+    d = ictcp_from_pq2020(pred) - ictcp_from_pq2020(target)
+    return 720.0 * np.sqrt(d[0] ** 2 + (0.5 * d[1]) ** 2 + d[2] ** 2)
+
+
 def delta_e_itp(pred: np.ndarray, target: np.ndarray) -> float:
-    """Mean ΔE_ITP = 720 * sqrt(dI^2 + (0.5 dCt)^2 + dCp^2) between two PQ BT.2020 frames."""
-    a, b = ictcp_from_pq2020(pred), ictcp_from_pq2020(target)
-    d = a - b
-    return float(np.mean(720.0 * np.sqrt(d[0] ** 2 + (0.5 * d[1]) ** 2 + d[2] ** 2)))
+    """Mean over pixels of :func:`delta_e_itp_map`."""
+    return float(np.mean(delta_e_itp_map(pred, target)))
 
 
 def quads(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -37,9 +37,28 @@ class BT2408(nn.Module):
             f"BT.2408 mapping: BT.1886 decode, SDR white to {self.white:g} cd/m2, BT.709->BT.2020, PQ"))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        sdr = _centre(frames).float()
-        light = bt1886_eotf(sdr) * self.white
-        return pq_inverse_eotf(apply_matrix_torch(light, BT709_TO_BT2020).clamp_min(0.0))
+        return sdr_to_pq_bt2408(_centre(frames), white=self.white)
+
+
+# BT.709 -> BT.2020 primaries (didtv.color.gamut), as plain floats for written-out multiply-adds.
+_BT709_TO_BT2020 = tuple(tuple(float(v) for v in row) for row in BT709_TO_BT2020)
+
+
+def sdr_to_pq_bt2408(rgb: torch.Tensor, *, white: float = REFERENCE_WHITE) -> torch.Tensor:
+    """BT.2408 display-light mapping of SDR: ``(b, 3, h, w)`` BT.709 R'G'B' -> BT.2020 PQ.
+
+    The one implementation of the mapping (:class:`BT2408`, DIDNet's base). BT.1886 decode with
+    gamma 2.4 and zero black (``L = white * V**2.4`` cd/m2), the BT.709 -> BT.2020 matrix on
+    linear light, then the ST 2084 inverse EOTF. Computed in float32 (float64 stays float64)
+    with autocast off; SDR 1.0 -> PQ 0.5807 for ``white=203``.
+    """
+    dtype = torch.float64 if rgb.dtype == torch.float64 else torch.float32
+    with torch.autocast(device_type=rgb.device.type, enabled=False):
+        v = rgb.to(dtype).clamp(0.0, 1.0)
+        linear = white * v.pow(2.4)
+        r, g, b = linear.unbind(1)  # written out: 9 multiply-adds per pixel, no matmul kernel
+        linear = torch.stack([m0 * r + m1 * g + m2 * b for m0, m1, m2 in _BT709_TO_BT2020], 1).clamp_min(0.0)
+        return pq_inverse_eotf(linear)
 
 
 # BT.2446-1 Method A inverse (Report ITU-R BT.2446-1, section 4.2): E = a Y''^2 + b Y'' + c.

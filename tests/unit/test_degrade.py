@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
+from didtv.color.tonemap import eetf_bt2390_light as eetf_bt2390
 from didtv.color.transfer import REFERENCE_WHITE
 from didtv.data.degrade import OPERATORS, codec_damage, op_bt2446a, render_sdr, rgb8_to_yuv420p
-from didtv.data.sources import eetf_bt2390, expose, roll_off_highlights
+from didtv.data.sources import expose, roll_off_highlights
 from clips import requires_ffmpeg
 
 

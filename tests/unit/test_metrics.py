@@ -4,7 +4,7 @@ import pytest
 import colour
 
 from didtv.color.transfer import pq_eotf
-from didtv.metrics import delta_e_itp, psnr
+from didtv.metrics import delta_e_itp, delta_e_itp_map, psnr
 
 
 def test_delta_e_itp_grey_step_by_hand():
@@ -19,6 +19,17 @@ def test_delta_e_itp_matches_colour_science():
     ictcp = lambda x: colour.RGB_to_ICtCp(pq_eotf(x).transpose(1, 2, 0), method="ITU-R BT.2100-2 PQ")  # noqa: E731
     ref = colour.difference.delta_E_ITP(ictcp(a), ictcp(b)).mean()
     assert delta_e_itp(a, b) == pytest.approx(ref, rel=1e-9)
+
+
+def test_delta_e_itp_map_is_per_pixel():
+    # The preview's error map: one value per pixel, 0.720 for the grey step, 0 where equal.
+    a, b = np.full((3, 2, 3), 0.501), np.full((3, 2, 3), 0.5)
+    b[:, 1, 2] = 0.501
+    de = delta_e_itp_map(a, b)
+    assert de.shape == (2, 3)
+    np.testing.assert_allclose(np.delete(de.ravel(), 5), 0.720, atol=1e-6)
+    assert de[1, 2] == 0.0
+    assert delta_e_itp(a, b) == pytest.approx(de.mean(), rel=1e-12)
 
 
 def test_psnr_by_hand():

@@ -1,4 +1,5 @@
-"""The preview's pure parts: viewing tone map, bands, metrics, PNG writing, frame choice."""
+"""The preview's pure parts: viewing tone map (and the BT.2390 EETF it uses), bands, PNG writing,
+frame choice. Its metrics are didtv.metrics' (tests/unit/test_metrics.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import zlib
 import numpy as np
 import pytest
 
+from didtv.color.tonemap import eetf_bt2390
 from didtv.color.transfer import pq_eotf, pq_inverse_eotf
 from didtv.pipeline.window import window_indices
 from didtv.preview import (ERROR_BANDS, NITS_BANDS, PreviewError, band_index, default_frames,
-                           delta_e_itp, eetf_bt2390, false_colour, hdr_nits, histogram_picture,
-                           parse_frames, psnr_pq, sdr_nits, to_uint8, view_sdr, window_of, write_png,
-                           with_legend)
+                           false_colour, hdr_nits, histogram_picture, parse_frames, sdr_nits, to_uint8,
+                           view_sdr, window_of, write_png, with_legend)
 
 
 def _read_png(path):
@@ -142,30 +143,6 @@ def test_false_colour_shares_sum_to_one():
     assert tuple(picture[1, 1]) == NITS_BANDS[6][3]
     _, err_shares = false_colour(np.array([0.5, 3.0, 70.0]), ERROR_BANDS)
     assert err_shares[0] == err_shares[2] == err_shares[6] == pytest.approx(1 / 3)
-
-
-# --- metrics ----------------------------------------------------------------------------------
-
-def test_psnr_pq():
-    a = np.zeros((3, 4, 4))
-    assert psnr_pq(a, a) == math.inf
-    assert psnr_pq(a + 0.1, a) == pytest.approx(20.0)
-    assert psnr_pq(a + 2.0, a) == pytest.approx(0.0)  # clipped to [0, 1] first
-
-
-def test_delta_e_itp_golden_value():
-    """RESEARCH.md: PQ 0.5 vs 0.501 grey gives 0.720."""
-    de = delta_e_itp(np.full((3, 2, 3), 0.501), np.full((3, 2, 3), 0.5))
-    assert de.shape == (2, 3)
-    np.testing.assert_allclose(de, 0.720, atol=1e-6)
-    assert delta_e_itp(np.full((3, 1, 1), 0.5), np.full((3, 1, 1), 0.5))[0, 0] == 0.0
-
-
-def test_delta_e_itp_agrees_with_the_metrics_package():
-    metrics = pytest.importorskip("didtv.metrics")
-    rng = np.random.default_rng(3)
-    a, b = rng.uniform(0.1, 0.8, (2, 3, 8, 8))
-    assert float(delta_e_itp(a, b).mean()) == pytest.approx(metrics.delta_e_itp(a, b), rel=1e-3)
 
 
 # --- frame choice -----------------------------------------------------------------------------
