@@ -45,7 +45,8 @@ def data_build(sources, output, split, clips_per_source, size, seed, workers, tr
 
     out = build(list(sources), output, seed=seed, clips_per_source=clips_per_source, size=(size, size),
                 split=split, workers=workers, transfer=transfer, moving_objects=moving_objects,
-                neutral_grade=neutral_grade, on_clip=lambda n: click.echo(f"didtv: {n} clips", err=True) if n % 50 == 0 else None)
+                neutral_grade=neutral_grade, on_clip=lambda n: click.echo(f"didtv: {n} clips", err=True) if n % 50 == 0 else None,
+                on_skip=lambda src, why: click.echo(f"didtv: skipped {src}: {why}", err=True))
     click.echo(f"wrote {out}/manifest.json")
 
 

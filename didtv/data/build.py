@@ -22,7 +22,10 @@ import numpy as np
 from didtv.color.gamut import BT709_TO_BT2020, apply_matrix
 from didtv.color.transfer import pq_inverse_eotf
 from didtv.data.degrade import CODECS, OPERATORS, QPS, codec_damage, render_sdr
-from didtv.data.sources import find_sources, hdr_clip, is_video, read_source, video_clips, whole_view_size
+from didtv.data.sources import (find_sources, hdr_clip, is_video, read_source, video_clips, video_frame_count,
+                                whole_view_size)
+
+FRAMES = 7  # frames per clip (the model's window)
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ def _write_renders(clip: np.ndarray, renders, out_dir, all_frames: bool, src, re
 def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clips_per_source: int = 8,
           size: tuple[int, int] = (192, 192), split: str = "train", workers: int = 2,
           max_width: int = 384, transfer: str = "pq", moving_objects: float = 0.0, neutral_grade: float = 0.0,
-          on_clip=None) -> Path:
+          on_clip=None, on_skip=None) -> Path:
     """Build a data set. ``split="train"``: ``clips_per_source`` random views per source, each with
     a random operator, codec, QP, exposure and saturation. ``split="val"``: the whole image
     (downscaled to at most ``max_width``, sizes multiples of 8), every operator x every QP,
@@ -108,7 +111,11 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
     decided from a stream of its own, so 0 builds exactly the set an older didtv built.
     ``neutral_grade``: the share of train clips rendered at the operator's neutral grade (exposure
     1, saturation 1), as a fixed down-conversion makes SDR, instead of a random grade; also its own
-    stream, so 0 builds the older set and the other clips do not change."""
+    stream, so 0 builds the older set and the other clips do not change.
+    A video shorter than one 7-frame window (an iPhone Dolby Vision sample has 5 frames) is
+    skipped, not fatal: ``on_skip(path, reason)`` is told and the manifest lists it under
+    ``skipped``; the other sources keep their seeds. Two sources with the same file stem are
+    refused (their clips would overwrite each other)."""
     if not 0.0 <= moving_objects <= 1.0:
         raise ValueError(f"moving_objects must be a share in [0, 1], got {moving_objects}")
     if not 0.0 <= neutral_grade <= 1.0:
@@ -118,9 +125,19 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
     files = find_sources(sources)
     if not files:
         raise ValueError("no HDR sources found")
+    stems = [f.stem for f in files]
+    if len(set(stems)) < len(stems):
+        twice = sorted({s for s in stems if stems.count(s) > 1})
+        raise ValueError(f"sources with the same file name stem would overwrite each other's clips: {', '.join(twice)}")
     jobs = []
+    skipped: list[dict] = []
     for si, src in enumerate(files):
         stem = src.stem
+        if is_video(src) and (frames := video_frame_count(src)) < FRAMES:
+            skipped.append({"source": str(src), "reason": f"{frames} frames; a clip needs {FRAMES}"})
+            if on_skip:
+                on_skip(src, skipped[-1]["reason"])
+            continue
         if split == "train":
             renders = []
             for ci in range(clips_per_source):
@@ -169,6 +186,8 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
                 "moving_objects": moving_objects, "neutral_grade": neutral_grade,
                 "sources": [str(f) for f in files],
                 "operators": list(OPERATORS), "qps": list(QPS), "clips": records}
+    if skipped:
+        manifest["skipped"] = skipped
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return out
 

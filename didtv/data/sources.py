@@ -258,6 +258,13 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def video_frame_count(path: str | Path) -> int:
+    """Coded frames of a video (container count, or counted packets where the container has none)."""
+    from didtv.io.probe import count_frames, probe
+
+    return probe(path).frame_count or count_frames(path)
+
+
 def video_clips(path: str | Path, rng: np.random.Generator, *, count: int, size: tuple[int, int] | None,
                 frames: int = 7, peak: float = 1000.0, max_width: int = 384) -> list[np.ndarray]:
     """``count`` HDR clips ``(t, h, w, 3)`` (BT.709 display light in cd/m2, rolled off to ``peak``)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import colour
 import numpy as np
@@ -166,3 +167,63 @@ def test_build_from_a_video_train_and_val(hdr10_video, tmp_path):
     assert len(records) == len(OPERATORS) * len(QPS)
     with np.load(val / records[0]["file"]) as z:
         assert z["hdr"].shape == (7, 3, 48, 64) and z["lq"].shape == (7, 3, 48, 64)
+
+
+# -- the real sources in ../shared/data (skipped in a clone without it) ----------------------------
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+RGBE_SCENE = SHARED / "hdri" / "train-more" / "realism-effects" / "garden_nook_1k.hdr"  # 256x128, the smallest
+HLG_VIDEO = SHARED / "hdr-video" / "hlg10-color-test.mp4"  # 9 frames, hand-held ColorChecker
+PQ_VIDEO = SHARED / "hdr-video" / "hdr10-av1.mp4"  # AV1 PQ, 127 frames
+DV_VIDEO = SHARED / "hdr-video" / "dolbyVision-hdr.MOV"  # 5 frames: shorter than one window
+needs_shared = pytest.mark.skipif(not HLG_VIDEO.exists() or not RGBE_SCENE.exists(),
+                                  reason="../shared/data is not present (a user's clone)")
+
+
+@needs_shared
+@requires_ffmpeg
+def test_build_reads_a_real_radiance_scene_of_train_more(tmp_path):
+    from didtv.color.transfer import pq_eotf
+    from didtv.data.build import build
+
+    out = build([RGBE_SCENE], tmp_path / "out", seed=0, clips_per_source=2, size=(32, 32), workers=1)
+    records = json.loads((out / "manifest.json").read_text())["clips"]
+    assert [r["file"] for r in records] == ["garden_nook_1k-000.npz", "garden_nook_1k-001.npz"]
+    with np.load(out / records[0]["file"]) as z:
+        nits = pq_eotf(z["hdr"] / 65535.0)
+        assert z["lq"].shape == (7, 3, 32, 32)
+    # Exposed like every scene-linear source: a log-average of 18 % of 203 cd/m2 within +-1 stop,
+    # and the panorama's sun, rolled off, is still far above reference white.
+    y = nits[0].transpose(1, 2, 0) @ np.array([0.2627, 0.6780, 0.0593])
+    assert 5 < np.exp(np.log(np.maximum(y, 1e-3)).mean()) < 150 and y.max() <= 1000.5
+
+
+@needs_shared
+@requires_ffmpeg
+def test_build_takes_a_real_hlg_video_and_skips_one_too_short_for_a_window(tmp_path):
+    from didtv.data.build import build
+
+    skipped = []
+    out = build([HLG_VIDEO, DV_VIDEO], tmp_path / "out", seed=1, clips_per_source=2, size=(48, 48), workers=1,
+                on_skip=lambda src, why: skipped.append(src.name))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert skipped == ["dolbyVision-hdr.MOV"] and manifest["skipped"][0]["reason"].startswith("5 frames")
+    assert [r["file"] for r in manifest["clips"]] == ["hlg10-color-test-000.npz", "hlg10-color-test-001.npz"]
+    diffs = []
+    for r in manifest["clips"]:
+        with np.load(out / r["file"]) as z:
+            lq = z["lq"].astype(np.float64) / 65535
+        # Real hand-held motion: the decoded SDR frames differ (a view of clipped wall may not).
+        diffs.append(np.abs(np.diff(lq, axis=0)).mean())
+    assert max(diffs) > 2e-3, diffs
+
+
+@needs_shared
+@requires_ffmpeg
+def test_a_real_hdr10_video_gives_windows_of_display_light():
+    from didtv.data.sources import LUMA_709, video_clips
+
+    [clip] = video_clips(PQ_VIDEO, np.random.default_rng(0), count=1, size=(64, 64))
+    y = clip @ LUMA_709
+    assert clip.shape == (7, 64, 64, 3) and np.median(y) > 1.0 and y.max() <= 1000.5  # the grade kept, rolled off
+    assert np.abs(np.diff(y, axis=0)).mean() > 0.1  # the video's own motion
