@@ -1,41 +1,48 @@
 """``didtv bench``: how fast each stage is on this machine, and how close the whole is to it.
 
-Measured in one run, each part in its own fresh process (so its peak memory is its own):
+Each part (:mod:`didtv.bench.parts`: ``reference``, ``network``, ``decode``, ``encode``,
+``x265``, ``pipeline``) runs in its own fresh process, so its peak memory is its own
+(:mod:`didtv.bench.memory`: ``rss_mb`` is the part's process, ``tree_rss_mb`` the peak of that
+process plus its FFmpeg/x265 children, sampled every 50 ms; on a GPU also CUDA's peak
+allocation). The source clip is made once (libx264, CRF 18) and not timed.
 
-- ``reference``: a 64->64 3x3 convolution (channels-last, the model's precision) on a frame of
-  the chosen size: the practical roofline of this device for convolution-heavy networks.
-- ``network``: the model alone on windows of real frames (the bundled sample clip scaled to the
-  size): frames/s, megapixels/s, achieved FLOP/s (the model's own FLOP count, docs/didnet.md)
-  and their ratio to the reference. For that ratio the network part runs the reference
-  convolution itself after every batch, for as long as the batch took (``reference_flops_per_s``):
-  on a shared machine the speed drifts over minutes, and the separate part alone can differ by
-  25-45%. Its peak memory includes the reference's two 64-channel frames (of one tile when the
-  frames are tiled).
-- ``decode``: FFmpeg decoding to float R'G'B' (didtv.io.decode) alone.
-- ``encode``: x265 at the preset's settings (didtv.io.encode) alone.
-- ``pipeline``: ``didtv.api.convert`` end to end; ``streaming`` is its decode -> model -> encode
-  loop, ``efficiency`` = streaming fps / min(network, decode, encode).
+The summary (:func:`summarise`): the bottleneck (slowest of network / decode / encode alone),
+the pipeline's efficiency (streaming fps / that stage's fps), the network's achieved FLOP/s over
+the reference convolution's, and the network's and the whole conversion's frame rate as a
+fraction of x265 ``medium`` encoding the same frames alone (the encoder that bounds a CPU
+conversion). :func:`bench` adds the model's GFLOP per frame at the benched size and at 1080p.
 
-Peak memory: ``rss_mb`` is the part's own process (ru_maxrss), ``tree_rss_mb`` the peak of that
-process plus its FFmpeg/x265 children, sampled every 50 ms; on a GPU also CUDA's peak allocation. The source clip is made once (libx264, CRF 18) and not timed.
+``cpu_isa="avx2"`` and ``cores`` emulate a smaller CPU on a bigger one (:data:`CPU_ISAS`).
 """
 
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from didtv.errors import UsageError
 
-SAMPLE = Path(__file__).parent / "samples" / "bikes-sample.mp4"
-PARTS = ("reference", "network", "decode", "encode", "pipeline")
+SAMPLE = Path(__file__).parent.parent / "samples" / "bikes-sample.mp4"
+PARTS = ("reference", "network", "decode", "encode", "x265", "pipeline")
+
+#: ``cpu_isa`` -> the environment each part's process starts with: oneDNN (convolutions,
+#: matmuls) and PyTorch's own vectorised kernels capped at that instruction set. x265 needs no
+#: cap: 3.5 uses AVX2 at most unless ``asm=avx512`` is given (its "using cpu capabilities" line
+#: on an AVX-512 EPYC ends at AVX2). Not capped: didtv's native deformable-sampling kernel
+#: (built with ``-march=native``), so a DIDNet with a DCN runs that part at the host's ISA.
+CPU_ISAS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
+#: Environment variables that change which CPU kernels run; :func:`machine` records those set.
+ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA", "DIDTV_NATIVE",
+           "OMP_NUM_THREADS")
+#: The size the issue's cost targets are counted at (as ``didtv models`` does).
+SIZE_1080P = (1920, 1080)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -65,302 +72,108 @@ def make_source(path: Path, size: tuple[int, int], frames: int) -> Path:
     return path
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants now (kB, from /proc; 0 if gone)."""
-    total = 0
+def default_parts(preset: str) -> tuple[str, ...]:
+    """Every part, less ``x265`` when ``preset``'s ``encode`` part already is x265-medium alone."""
+    from didtv.bench.parts import is_default_encoder
+
+    return tuple(p for p in PARTS if p != "x265" or not is_default_encoder(preset))
+
+
+def _emulation(cpu_isa: str | None, cores: int | None, device: str | None,
+               precision: str | None) -> tuple[dict, str | None, str | None]:
+    """Check ``cpu_isa``/``cores`` and return (the parts' environment, device, precision)."""
+    if cores is not None and not 1 <= cores <= len(os.sched_getaffinity(0)):
+        raise UsageError(f"cores must be between 1 and {len(os.sched_getaffinity(0))} (this machine), got {cores}")
+    if cpu_isa is None:
+        return {}, device, precision
+    if cpu_isa not in CPU_ISAS:
+        raise UsageError(f"unknown cpu ISA {cpu_isa!r}; allowed: {', '.join(CPU_ISAS)}")
+    if device not in (None, "auto", "cpu"):
+        raise UsageError(f"--cpu-isa emulates a CPU; it cannot go with --device {device}")
+    if precision not in (None, "auto", "fp32"):
+        raise UsageError(f"--cpu-isa {cpu_isa} emulates a CPU without native bfloat16/float16: "
+                         f"--precision {precision} would not run there", hint="use --precision fp32 (or auto)")
+    return dict(CPU_ISAS[cpu_isa]), "cpu", "fp32"
+
+
+@contextmanager
+def _environment(env: dict) -> Iterator[None]:
+    """``env`` set for the processes started inside (the parts), restored afterwards."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-                    break
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            kids = [int(k) for k in f.read().split()]
-    except (OSError, ValueError):
-        return total
-    return total + sum(_tree_rss_kb(k) for k in kids)
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
-class TreeMemory:
-    """Samples the RSS of this process plus its FFmpeg/x265 children every ``interval`` s and
-    keeps the peak of the sum. (ru_maxrss cannot do this: a child forked from a large Python
-    process reports the parent's size as its own peak.)"""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        import threading
-
-        self.interval = interval
-        self.peak_kb = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, _tree_rss_kb(os.getpid()))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> "TreeMemory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-_TREE: TreeMemory | None = None
-
-
-def _peak_memory(device: str | None = None) -> dict:
-    out = {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    if _TREE is not None:
-        out["tree_rss_mb"] = max(_TREE.peak_kb, _tree_rss_kb(os.getpid())) / 1024
-    if device and device.startswith("cuda"):
-        import torch
-
-        out["cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    return out
-
-
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class ReferenceConv:
-    """The practical roofline: one 64->64 3x3 convolution, channels-last, in ``runner``'s device
-    and precision, on a frame of ``size``. ``run(seconds, at_least)`` convolves for about that
-    long and returns (convolutions, seconds)."""
-
-    def __init__(self, runner, size: tuple[int, int]) -> None:
-        import torch
-
-        from didtv.pipeline.runner import _DTYPES
-
-        w, h = size
-        self.runner = runner
-        self.conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(runner.device).to(memory_format=torch.channels_last)
-        self.x = torch.rand(1, 64, h, w, device=runner.device).contiguous(memory_format=torch.channels_last)
-        self.dtype = _DTYPES.get(runner.precision)
-        self.flops = 2 * 64 * 64 * 9 * h * w
-
-    def run(self, seconds: float, at_least: int = 1) -> tuple[int, float]:
-        import torch
-
-        device = self.runner.device
-        with torch.inference_mode(), torch.autocast(device.type, dtype=self.dtype or torch.float32,
-                                                    enabled=self.dtype is not None):
-            _sync(device)
-            reps, t0 = 0, time.perf_counter()
-            while reps < at_least or time.perf_counter() - t0 < seconds:
-                self.conv(self.x)
-                reps += 1
-            _sync(device)
-            return reps, time.perf_counter() - t0
-
-
-def _reference(size, frames, model, device, precision, threads, **_) -> dict:
-    import torch
-
+def model_cost(model: str, size: tuple[int, int]) -> dict | None:
+    """GFLOP per frame at ``size`` and at 1080p from the model's own ``flops(h, w)`` (as
+    ``didtv models`` counts DIDNet), or None for a model that does not count itself."""
     from didtv.models.registry import load_model
-    from didtv.pipeline.runner import Runner
 
-    torch.set_num_threads(threads)
-    runner = Runner(load_model(model, pretrained=False), device=device, precision=precision)
-    ref = ReferenceConv(runner, size)
-    ref.run(0.0)  # warm-up
-    reps, seconds = ref.run(2.0, at_least=3)
-    return {"flops_per_s": ref.flops * reps / seconds, "seconds_per_conv": seconds / reps,
-            "device": str(runner.device), "precision": runner.precision,
-            "memory": _peak_memory(str(runner.device))}
-
-
-def _frames_of(source: Path, size, count: int):
-    from didtv.io.decode import FrameReader
-    from didtv.io.probe import probe
-
-    frames = []
-    with FrameReader(probe(source), size) as reader:
-        for f in reader:
-            frames.append(f)
-            if len(frames) == count:
-                break
-    return frames
-
-
-def _network(size, frames, model, device, precision, threads, tile, batch_size, source, torch_compile,
-             **_) -> dict:
-    import torch
-
-    from didtv.models.align import native_deform_available
-    from didtv.models.registry import load_model
-    from didtv.pipeline.runner import Runner
-    from didtv.pipeline.window import sliding_windows
-
-    torch.set_num_threads(threads)
-    net = load_model(model)
-    runner = Runner(net, device=device, precision=precision, tile=tile, batch=batch_size,
-                    torch_compile=torch_compile)
-    decoded = _frames_of(source, size, frames)
-    tensors = [torch.from_numpy(f).to(runner.device) for f in decoded]
-    windows = list(sliding_windows(tensors, runner.spec.window))
-    w, h = size
-    batch = runner.batch_for(h, w)
-    t0 = time.perf_counter()
-    runner.infer_batch(windows[:batch])  # warm-up (allocations, cuDNN choices, torch.compile)
-    _sync(runner.device)
-    warmup = time.perf_counter() - t0
+    net = load_model(model, pretrained=False) if not str(model).endswith(".safetensors") else load_model(model)
     flops = getattr(net, "flops", None)
-    # A model with a FLOP count gets the reference convolution interleaved: after every batch, as
-    # long as the batch took, so that the ratio compares the same minutes of a shared machine
-    # (a separate reference part caught one VM 25-45% slower than while the network ran).
-    # Tiled frames: the reference on one tile (the size the model computes on), not on a 4K frame
-    # (two 64-channel 4K frames would add 4 GB to this part's memory).
-    m = runner.spec.multiple_of
-    ph, pw = h + (-h) % m, w + (-w) % m  # the model runs on frames padded to this multiple
-    tile = runner.tile_for(ph, pw)
-    ref = ReferenceConv(runner, (tile, tile) if tile else size) if callable(flops) else None
-    if ref is not None:
-        ref.run(0.0)  # warm-up
-    seconds, ref_reps, ref_seconds = 0.0, 0, 0.0
-    for i in range(0, len(windows), batch):
-        t0 = time.perf_counter()
-        runner.infer_batch(windows[i:i + batch])
-        _sync(runner.device)
-        took = time.perf_counter() - t0
-        seconds += took
-        if ref is not None:
-            reps, rs = ref.run(took)
-            ref_reps, ref_seconds = ref_reps + reps, ref_seconds + rs
-    fps = len(windows) / seconds
-    result = {"fps": fps, "megapixels_per_s": fps * w * h / 1e6, "frames": len(windows),
-              "batch": batch, "tile": tile,
-              "device": str(runner.device), "precision": runner.precision,
-              "torch_compile": runner.torch_compile, "warmup_s": warmup}
-    if runner.device.type == "cpu" and getattr(net, "tsaf", None) is not None:
-        # which deformable sampling this process ran: the fused C kernel or PyTorch's path
-        result["deform_sampling"] = "native" if native_deform_available() else "torch"
-    if ref is not None:
-        result["gflops_per_frame"] = flops(ph, pw)["total"] / 1e9
-        result["flops_per_s"] = result["gflops_per_frame"] * 1e9 * fps
-        result["reference_flops_per_s"] = ref.flops * ref_reps / ref_seconds
-    result["memory"] = _peak_memory(str(runner.device))
-    return result
-
-
-def _decode(size, frames, source, **_) -> dict:
-    from didtv.io.decode import FrameReader
-    from didtv.io.probe import probe
-
-    info = probe(source)
-    t0 = time.perf_counter()
-    n = 0
-    with FrameReader(info, size) as reader:
-        for _frame in reader:
-            n += 1
-    seconds = time.perf_counter() - t0
-    return {"fps": n / seconds, "frames": n, "memory": _peak_memory()}
-
-
-def _encode(size, frames, source, preset, workdir, **_) -> dict:
-    from fractions import Fraction
-
-    import numpy as np
-
-    from didtv.io.encode import HDR10Writer
-    from didtv.presets import load_preset
-
-    settings = load_preset(preset).encode_for(Fraction(25))
-    # Realistic content: decoded frames scaled into the PQ range SDR maps to (white ~0.58).
-    pq = [np.ascontiguousarray(f * 0.58) for f in _frames_of(source, size, min(frames, 48))]
-    w, h = size
-    out = Path(workdir) / "encode-only.mkv"
-    t0 = time.perf_counter()
-    writer = HDR10Writer(out, width=w, height=h, fps=Fraction(25), settings=settings, source=None)
-    try:
-        for i in range(frames):
-            writer.write(pq[i % len(pq)])
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
-    seconds = time.perf_counter() - t0
-    return {"fps": frames / seconds, "frames": frames, "x265_preset": settings.preset,
-            "memory": _peak_memory()}
-
-
-def _pipeline(size, frames, model, device, precision, threads, tile, batch_size, source, preset,
-              workdir, torch_compile, **_) -> dict:
-    import torch
-
-    from didtv.api import convert
-
-    torch.set_num_threads(threads)
-    out = Path(workdir) / "pipeline.mkv"
-    t0 = time.perf_counter()
-    result = convert(source, out, preset=preset, model=model, overwrite=True, device=device,
-                     precision=precision, tile=tile, batch_size=batch_size, torch_compile=torch_compile)
-    seconds = time.perf_counter() - t0
-    stages = result.stages
-    return {"fps": result.frames / seconds, "frames": result.frames,
-            "streaming_fps": result.frames / stages.wall if stages.wall else 0.0,
-            "stages": stages.as_dict(), "device": result.device, "precision": result.precision,
-            "memory": _peak_memory(result.device)}
-
-
-_RUNNERS: dict[str, Callable[..., dict]] = {
-    "reference": _reference, "network": _network, "decode": _decode, "encode": _encode,
-    "pipeline": _pipeline,
-}
-
-
-def _run_part(part: str, kwargs: dict) -> dict:
-    global _TREE
-    with TreeMemory() as _TREE:
-        return _RUNNERS[part](**kwargs)
+    if not callable(flops):
+        return None
+    return {f"{w}x{h}": flops(h, w)["total"] / 1e9 for w, h in dict.fromkeys([size, SIZE_1080P])}
 
 
 def bench(*, model: str = "tiny", size: tuple[int, int] = (960, 540), frames: int = 24,
           device: str | None = None, precision: str | None = None, tile=None,
           batch_size: int | None = None, preset: str = "hdr10-1000", threads: int | None = None,
-          untrained: bool = False, torch_compile: bool = False, parts: tuple[str, ...] = PARTS,
+          untrained: bool = False, torch_compile: bool = False, parts: tuple[str, ...] | None = None,
+          cpu_isa: str | None = None, cores: int | None = None,
           on_part: Callable[[str, dict], None] | None = None) -> dict:
-    """Measure ``parts`` (each in a fresh process) and return them with the summary:
-    ``bottleneck`` (the slowest of network/decode/encode), ``efficiency`` and
-    ``network_vs_reference`` (achieved FLOP/s over the reference convolution's).
+    """Measure ``parts`` (each in a fresh process; default :func:`default_parts`) and return
+    them with :func:`summarise`'s summary and ``gflops_per_frame`` (:func:`model_cost`).
 
     ``untrained``: time ``model``'s architecture with random weights (for a model with no
     shipped weights, e.g. Full). Its offset predictor starts at zero, so the deformable sampling
     reads neighbouring pixels and is somewhat faster than with trained weights.
     ``torch_compile``: as for :class:`~didtv.pipeline.runner.Runner`; the network part's warm-up
-    window (``warmup_s``) pays the compilation, the pipeline part's times include it."""
+    window (``warmup_s``) pays the compilation, the pipeline part's times include it.
+    ``cpu_isa`` ("avx2"): the parts' PyTorch/oneDNN kernels capped at that ISA, on the CPU in
+    float32 (:data:`CPU_ISAS`); ``cores``: each part pinned to that many CPUs (FFmpeg and x265
+    included), ``threads`` defaulting to it. Both are noted in the ``machine`` block."""
+    from didtv.bench.parts import run_part
     from didtv.io.ffmpeg import check_ffmpeg
 
+    parts = default_parts(preset) if parts is None else parts
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         raise UsageError(f"unknown benchmark part(s) {', '.join(unknown)}; allowed: {', '.join(PARTS)}")
     if frames < 1:
         raise UsageError(f"frames must be >= 1, got {frames}")
+    env, device, precision = _emulation(cpu_isa, cores, device, precision)
     check_ffmpeg()
-    threads = threads or (os.cpu_count() or 1)
+    threads = threads or cores or len(os.sched_getaffinity(0))
+    info = machine()
+    if cpu_isa or cores:
+        info["emulated"] = {"cpu_isa": cpu_isa, "cores": cores, "env": env,
+                            **({"precision": "fp32"} if cpu_isa else {})}
     report: dict = {"model": model, "untrained": untrained, "torch_compile": torch_compile, "size": f"{size[0]}x{size[1]}",
-                    "frames": frames, "preset": preset, "threads": threads, "machine": machine(),
-                    "date": time.strftime("%Y-%m-%d"), "parts": {}}
+                    "frames": frames, "preset": preset, "threads": threads, "machine": info,
+                    "date": time.strftime("%Y-%m-%d"), "gflops_per_frame": model_cost(model, size), "parts": {}}
     with tempfile.TemporaryDirectory(prefix="didtv-bench-") as workdir:
         source = make_source(Path(workdir) / "source.mp4", size, frames)
         if untrained:
             model = str(_random_weights(model, Path(workdir)))
         kwargs = {"size": size, "frames": frames, "model": model, "device": device,
                   "precision": precision, "tile": tile, "batch_size": batch_size, "preset": preset,
-                  "threads": threads, "source": source, "workdir": workdir, "torch_compile": torch_compile}
+                  "threads": threads, "source": source, "workdir": workdir, "torch_compile": torch_compile,
+                  "cores": cores}
         ctx = get_context("spawn")
-        for part in parts:
-            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-                report["parts"][part] = pool.submit(_run_part, part, kwargs).result()
-            if on_part is not None:
-                on_part(part, report["parts"][part])
+        with _environment(env):
+            for part in parts:
+                with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+                    report["parts"][part] = pool.submit(run_part, part, kwargs).result()
+                if on_part is not None:
+                    on_part(part, report["parts"][part])
     report.update(summarise(report["parts"]))
     return report
 
@@ -379,7 +192,12 @@ def _random_weights(model: str, workdir: Path) -> Path:
 
 
 def summarise(parts: dict) -> dict:
-    """Bottleneck, efficiency and network/reference ratio from whichever parts were measured."""
+    """From whichever parts were measured: ``bottleneck`` and ``efficiency``;
+    ``network_vs_reference`` (achieved FLOP/s over the reference convolution's);
+    ``x265_medium_fps`` (the ``x265`` part, else an ``encode`` part at the default preset's
+    settings; ``x265_medium_part`` says which) and the network's, the whole conversion's and its
+    streaming loop's fps over it (``network_vs_x265``, ``convert_vs_x265``,
+    ``streaming_vs_x265``); ``pipeline_peak_mb``, the conversion's process tree at its peak."""
     out: dict = {}
     alone = {k: parts[k]["fps"] for k in ("network", "decode", "encode") if k in parts}
     if alone:
@@ -392,11 +210,23 @@ def summarise(parts: dict) -> dict:
         ref = net.get("reference_flops_per_s") or parts.get("reference", {}).get("flops_per_s")
         if ref:
             out["network_vs_reference"] = net["flops_per_s"] / ref
+    x265 = "x265" if "x265" in parts else "encode" if parts.get("encode", {}).get("default_encoder") else None
+    if x265:
+        fps = out["x265_medium_fps"] = parts[x265]["fps"]
+        out["x265_medium_part"] = x265
+        if "network" in parts:
+            out["network_vs_x265"] = net["fps"] / fps
+        if "pipeline" in parts:
+            out["convert_vs_x265"] = parts["pipeline"]["fps"] / fps
+            out["streaming_vs_x265"] = parts["pipeline"]["streaming_fps"] / fps
+    if "pipeline" in parts:
+        mem = parts["pipeline"].get("memory", {})
+        out["pipeline_peak_mb"] = mem.get("tree_rss_mb", mem.get("rss_mb"))
     return out
 
 
 def machine() -> dict:
-    """CPU model, cores, torch version and GPU name (for docs/benchmarks.md)."""
+    """CPU model, cores, torch version, GPU name and the ISA-capping environment set (:data:`ISA_ENV`)."""
     import platform
 
     import torch
@@ -410,8 +240,11 @@ def machine() -> dict:
                     break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+    info = {"cpu": cpu, "cores": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)), "torch": torch.__version__,
             "python": sys.version.split()[0], "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    env = {k: os.environ[k] for k in ISA_ENV if k in os.environ}
+    if env:
+        info["env"] = env
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
