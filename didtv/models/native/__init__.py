@@ -4,9 +4,13 @@ One kernel so far: the deformable convolution's bilinear sampling (``deform_samp
 replaces ``grid_sample`` + mask multiply + dtype cast of :func:`didtv.models.align.deform_conv2d_torch`
 for CPU inference (docs/benchmarks.md, "Fused deformable sampling"). It needs no Python or torch
 headers, so building it takes about a second with ``cc -O3 -march=native``; the shared object is
-cached under ``$XDG_CACHE_HOME/didtv/native`` (default ``~/.cache``), keyed by the source, the
-compiler command and this CPU's feature flags (a cache shared between machines never hands an
-AVX-512 build to a CPU without it).
+cached under ``$XDG_CACHE_HOME/didtv/native`` (default ``~/.cache``), named by a hash of the
+source, the compiler (resolved path and version), the flags and this CPU's feature flags (a cache
+shared between machines never hands an AVX-512 build to a CPU without it). The cache is private
+and checked before anything is loaded from it (:mod:`didtv.models.native.cache`: mode 0700,
+owner, the library's SHA-256 against the one recorded at build time); where it is unsafe or
+cannot be written, each process builds its own copy in a fresh private temporary directory
+(never a predictable shared folder) and removes it once loaded.
 
 When no compiler is found or the build fails, :func:`deform_kernel` returns ``None`` and DIDNet
 uses the pure-PyTorch path: the same numbers within float rounding, slower. ``DIDTV_NATIVE=0``
@@ -25,6 +29,8 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from didtv.models.native import cache
 
 log = logging.getLogger(__name__)
 
@@ -61,24 +67,31 @@ def _cpu_flags() -> str:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    root = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(root):  # the XDG spec: a relative path is invalid and ignored
+        root = str(Path.home() / ".cache")
     return Path(root) / "didtv" / "native"
 
 
-def _build(cc: str, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and rename: a concurrent process never loads a half-written file.
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
+def _compiler_identity(cc: str) -> str:
+    """The compiler's resolved path and version line: an upgraded compiler builds anew."""
     try:
-        proc = subprocess.run([cc, *CFLAGS, str(SOURCE), "-o", tmp, "-lm"],
-                              capture_output=True, text=True, timeout=120)
-        if proc.returncode:
-            raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"{cc} failed")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        proc = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30)
+        version = proc.stdout.partition("\n")[0]
+    except (OSError, subprocess.SubprocessError):
+        version = ""
+    return f"{os.path.realpath(cc)} {version}"
+
+
+def _build(cc: str, flags: tuple[str, ...], dir_fd: int, directory: str) -> bytes:
+    """Compile into ``directory`` (a private directory, also open as ``dir_fd``) and return the
+    library's bytes, read back through the checked directory."""
+    name = "compiler-output.so"
+    proc = subprocess.run([cc, *flags, str(SOURCE), "-o", os.path.join(directory, name), "-lm"],
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"{cc} failed")
+    return cache.read_checked(dir_fd, name)
 
 
 def deform_kernel():
@@ -106,24 +119,13 @@ def _library():
     if cc is None:
         log.info("no C compiler found: deformable sampling uses the PyTorch path")
         return None
-    key = hashlib.sha256(
-        "\0".join([SOURCE.read_text(), cc, *CFLAGS, platform.machine(), _cpu_flags()]).encode()
-    ).hexdigest()[:16]
-    # The temporary directory is for a cache that cannot be written or loaded from (OSError); a
-    # compiler that fails fails there too, so that is not built twice.
-    for directory in (cache_dir(), Path(tempfile.gettempdir()) / f"didtv-native-{os.getuid()}"):
-        target = directory / f"deform_sample-{key}.so"
-        try:
-            if not target.exists():
-                _build(cc, target)
-            lib = ctypes.CDLL(str(target))
-            break
-        except OSError as exc:
-            log.info("native deformable sampling unavailable in %s: %s", directory, exc)
-        except (RuntimeError, subprocess.SubprocessError) as exc:
-            log.info("building the native deformable sampling failed: %s", exc)
-            return None
-    else:
+    try:
+        lib = _load_or_build(cc, CFLAGS)
+    except OSError as exc:
+        log.info("native deformable sampling unavailable: %s", exc)
+        return None
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        log.info("building the native deformable sampling failed: %s", exc)
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.didtv_deform_columns.argtypes = [ptr, ptr, ctypes.c_int, ptr, ctypes.c_int, ctypes.c_int,
@@ -133,3 +135,57 @@ def _library():
     lib.didtv_pack_groups.argtypes = [ptr, ptr, *([i64] * 6), ctypes.c_int]
     lib.didtv_pack_groups.restype = None
     return lib
+
+
+def build_key(cc: str, flags: tuple[str, ...]) -> str:
+    """What a build depends on, hashed: the source, the compiler (resolved path and version), the
+    flags and this CPU (``-march=native``). The library's file name (``deform_sample-KEY.so``)."""
+    return hashlib.sha256(
+        "\0".join([SOURCE.read_text(), _compiler_identity(cc), *flags, platform.machine(), _cpu_flags()]).encode()
+    ).hexdigest()[:32]
+
+
+def _load_or_build(cc: str, flags: tuple[str, ...]) -> ctypes.CDLL:
+    """The library for ``build_key(cc, flags)``: from the user's cache when it is safe and holds a verified copy,
+    else built in a fresh private directory (removed once loaded) and stored in the cache for the
+    next process. A cache that is not safe (:mod:`.cache`) is refused with a warning; one that
+    cannot be created or written is skipped; either way this process builds its own."""
+    key = build_key(cc, flags)
+    name = f"deform_sample-{key}.so"
+    directory = cache_dir()
+    cache_fd = None
+    try:
+        cache_fd = cache.open_private_dir(directory)
+    except cache.UnsafeCacheError as exc:
+        log.warning("not using the native kernel cache (%s); building a private copy. Remove the "
+                    "directory or make it yours with mode 0700 to cache the build again", exc)
+    except OSError as exc:
+        log.info("native kernel cache %s unavailable (%s); building a private copy", directory, exc)
+    try:
+        if cache_fd is not None:
+            path = cache.verified(cache_fd, name, key)
+            if path is not None:
+                try:
+                    return ctypes.CDLL(path)
+                except OSError as exc:  # e.g. a cache on a noexec mount
+                    log.info("cannot load the native kernel from %s: %s", directory, exc)
+        with tempfile.TemporaryDirectory(prefix="didtv-native-") as private:
+            private_fd = cache.open_private_dir(Path(private))
+            try:
+                data = _build(cc, flags, private_fd, private)
+                cache.store(private_fd, name, key, data)
+                path = cache.verified(private_fd, name, key)
+                if path is None:  # cannot happen short of root interfering
+                    raise cache.UnsafeCacheError(f"the library just built in {private} failed its check")
+                lib = ctypes.CDLL(path)
+            finally:
+                os.close(private_fd)
+        if cache_fd is not None:
+            try:
+                cache.store(cache_fd, name, key, data)
+            except OSError as exc:
+                log.info("could not cache the native kernel in %s: %s", directory, exc)
+        return lib
+    finally:
+        if cache_fd is not None:
+            os.close(cache_fd)
