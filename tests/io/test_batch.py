@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from clips import make_clip, requires_ffmpeg
-from didtv import batch as batch_mod
+from didtv.api import conversion_options
+from didtv.batch import schedule as batch_schedule
 from didtv.batch import (BatchInterrupted, REPORT_SCHEMA_VERSION, clean_stale_partials, convert_batch,
                          verify_output)
 from didtv.errors import ModelError, OutputError
@@ -134,7 +135,7 @@ def test_rerun_skips_verified_outputs_without_converting(first_run, library, mon
     def no_convert(*a, **k):
         raise AssertionError("a verified output was converted again")
 
-    monkeypatch.setattr(batch_mod, "convert", no_convert)
+    monkeypatch.setattr(batch_schedule, "convert", no_convert)
     report = _run(library, out, recursive=True)
     items = _by_input(report)
     for name in ("a.mp4", "a.mov", "no_extension", "sub/b c.mkv"):
@@ -154,7 +155,7 @@ def test_redo_when_output_damaged_foreign_stale_or_made_differently(tmp_path):
         assert item.status == "converted", item
         return item.reason
 
-    options = batch_mod.conversion_options(FAST, "bt2408", probe(src_dir / "v.mp4").fps)
+    options = conversion_options(FAST, "bt2408", probe(src_dir / "v.mp4").fps)
     # Files that merely exist under the output's name are never trusted:
     shutil.copy(src_dir / "v.mp4", dst)  # someone else's video
     assert "not HEVC Main10" in verify_output(src_dir / "v.mp4", dst, options)
@@ -169,7 +170,7 @@ def test_redo_when_output_damaged_foreign_stale_or_made_differently(tmp_path):
     make_clip(src_dir / "v.mp4", frames=5)  # the source changed
     assert "source changed" in rerun()
     assert count_frames(dst) == 5
-    assert verify_output(src_dir / "v.mp4", dst, batch_mod.conversion_options(
+    assert verify_output(src_dir / "v.mp4", dst, conversion_options(
         FAST, "bt2408", probe(src_dir / "v.mp4").fps)) is None
 
 
