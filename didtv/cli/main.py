@@ -6,13 +6,15 @@ turns :class:`didtv.errors.DidtvError` into one line (plus a hint) and a non-zer
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
 import click
 
 from didtv import __version__
-from didtv.cli.common import handle_errors  # noqa: F401  (re-exported for command modules)
+from didtv.cli.common import handle_errors  # also re-exported for command modules
+from didtv.extras import COMMAND_EXTRAS, require
 
 
 class _EchoHandler(logging.Handler):
@@ -65,6 +67,23 @@ def _add_commands() -> None:
 
     for command in (train.data_group, train.train_command, train.eval_command):
         cli.add_command(command)
+    for path, extra in COMMAND_EXTRAS.items():
+        _needs_extra(path, extra)
+
+
+def _needs_extra(path: str, extra: str) -> None:
+    """Make the command ``path`` ("data build") check its optional dependencies first."""
+    command = cli
+    for name in path.split():
+        command = command.commands[name]
+    run = command.callback
+
+    @functools.wraps(run)
+    def checked(*args, **kwargs):
+        require(extra, path)
+        return run(*args, **kwargs)
+
+    command.callback = handle_errors(checked)
 
 
 _add_commands()
