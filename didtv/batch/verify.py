@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 from didtv.api import IDENTITY_TAG, IDENTITY_VERSION, file_fingerprint
@@ -36,12 +35,21 @@ def read_identity(path: str | os.PathLike) -> dict | None:
     return _identity_from_tags((data.get("format") or {}).get("tags") or {})
 
 
-def _decodes(path: Path, full: bool) -> str | None:
+#: Seconds the quick decode check (first frame and last second) may take.
+QUICK_DECODE_TIMEOUT = 300.0
+#: The full decode check's time limit: this many seconds, or one second per
+#: ``FULL_DECODE_MIN_FPS`` frames when that is longer (a decoder slower than that is stuck).
+FULL_DECODE_TIMEOUT = 3600.0
+FULL_DECODE_MIN_FPS = 5.0
+
+
+def _decodes(path: Path, full: bool, frames: int = 0) -> str | None:
     """None when the video stream decodes without a single error message; else FFmpeg's
-    first error line. ``full``: every frame; otherwise the first frame and the last second
-    (one ffmpeg reading the file twice)."""
+    first error line. ``full``: every frame (``frames`` of them, which sets the time limit);
+    otherwise the first frame and the last second (one ffmpeg reading the file twice). A
+    decode past its time limit is an error."""
     from didtv.io.decode import tool_safe_path
-    from didtv.io.ffmpeg import tool_path
+    from didtv.io.ffmpeg import run_result, tool_path
 
     name = tool_safe_path(path)
     argv = [tool_path("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-xerror"]
@@ -51,7 +59,11 @@ def _decodes(path: Path, full: bool) -> str | None:
         argv += ["-i", name, "-sseof", "-1", "-i", name,
                  "-map", "0:v:0", "-frames:v", "1", "-f", "null", "-",
                  "-map", "1:v:0", "-f", "null", "-"]
-    out = subprocess.run(argv, capture_output=True, check=False)
+    timeout = max(FULL_DECODE_TIMEOUT, frames / FULL_DECODE_MIN_FPS) if full else QUICK_DECODE_TIMEOUT
+    try:
+        out = run_result(argv, f"decoding {name}", timeout=timeout)
+    except FFmpegError as exc:
+        return str(exc)
     err = [ln.strip() for ln in out.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     if out.returncode != 0 or err:
         return err[0] if err else f"exit {out.returncode}"
@@ -103,7 +115,7 @@ def verify_output(src: Path, dst: Path, options: dict, *, full: bool = False,
         got = -1
     if got != total or tag.get("frames") != total:
         return f"the existing output holds {got} frames, the source {total}"
-    err = _decodes(dst, full)
+    err = _decodes(dst, full, total)
     if err:
         return f"the existing output does not decode ({err})"
     return None

@@ -49,9 +49,8 @@ def tool_path(name: str) -> str:
 @lru_cache(maxsize=None)
 def _ffmpeg_features(ffmpeg: str) -> tuple[frozenset[str], frozenset[str]]:
     def listing(flag: str) -> str:
-        _log_command([ffmpeg, "-hide_banner", flag])
-        out = subprocess.run([ffmpeg, "-hide_banner", flag], capture_output=True, text=True, check=False)
-        return out.stdout
+        out = run_result([ffmpeg, "-hide_banner", flag], f"ffmpeg {flag}", timeout=60)
+        return out.stdout.decode("utf-8", "replace")
 
     encoders = frozenset(line.split()[1] for line in listing("-encoders").splitlines()
                          if len(line.split()) > 1 and line.startswith(" V"))
@@ -123,13 +122,19 @@ def spawn(argv: Sequence[str], *, stdin=None, stdout=None) -> Child:
     return Child(list(argv), proc, StderrDrain(proc.stderr))
 
 
-def run(argv: Sequence[str], what: str, *, timeout: float | None = None) -> str:
-    """Run a short command to completion; returns stdout; FFmpegError on failure."""
+def run_result(argv: Sequence[str], what: str, *, timeout: float | None) -> subprocess.CompletedProcess:
+    """Run a command to completion whatever its exit status; stdout and stderr as bytes. Logged
+    like every command; FFmpegError only when it runs past ``timeout`` seconds (then killed)."""
     _log_command(argv)
     try:
-        out = subprocess.run(list(argv), capture_output=True, timeout=timeout, check=False)
+        return subprocess.run(list(argv), capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         raise FFmpegError(f"{what} timed out after {timeout} s") from exc
+
+
+def run(argv: Sequence[str], what: str, *, timeout: float | None = None) -> str:
+    """Run a short command to completion; returns stdout; FFmpegError on failure."""
+    out = run_result(argv, what, timeout=timeout)
     if out.returncode != 0:
         msg = out.stderr.decode("utf-8", "replace") or out.stdout.decode("utf-8", "replace")
         raise FFmpegError(f"{what} failed (exit {out.returncode}): {last_line(msg)}")

@@ -7,6 +7,7 @@ tested here.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -172,6 +173,22 @@ def test_redo_when_output_damaged_foreign_stale_or_made_differently(tmp_path):
     assert count_frames(dst) == 5
     assert verify_output(src_dir / "v.mp4", dst, conversion_options(
         FAST, "bt2408", probe(src_dir / "v.mp4").fps)) is None
+
+
+def test_decode_check_goes_through_the_runner_logged_and_timed(tmp_path, monkeypatch, caplog):
+    from didtv.batch import verify as verify_mod
+
+    clip = make_clip(tmp_path / "v.mp4", frames=4)
+    with caplog.at_level(logging.DEBUG, logger="didtv.io.ffmpeg"):
+        assert verify_mod._decodes(clip, full=False) is None
+        assert verify_mod._decodes(clip, full=True, frames=4) is None
+    commands = [r.getMessage() for r in caplog.records if "-xerror" in r.getMessage()]
+    assert len(commands) == 2 and "-sseof" in commands[0] and "-sseof" not in commands[1]
+    damaged = tmp_path / "cut.mp4"
+    damaged.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    assert verify_mod._decodes(damaged, full=True, frames=4) is not None
+    monkeypatch.setattr(verify_mod, "QUICK_DECODE_TIMEOUT", 1e-4)
+    assert "timed out after 0.0001 s" in verify_mod._decodes(clip, full=False)
 
 
 def test_stale_partials_removed_live_ones_kept(tmp_path):
