@@ -14,7 +14,8 @@ it was built:
   and its build key; :func:`verified` hashes the library and compares before it hands out a path,
   and removes a library that does not match, so the caller builds it again;
 * the path handed to ``dlopen`` goes through ``/proc/self/fd/<directory descriptor>``, the
-  directory that was checked, not through its name.
+  directory that was checked, not through its name. (``dlopen`` hands back a library already
+  loaded under the same path string; names carry the build key, so that is the same build.)
 
 Linux only (``/proc/self/fd``), as the kernels are.
 """
