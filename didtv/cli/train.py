@@ -30,9 +30,17 @@ def data_group() -> None:
 @click.option("--neutral-grade", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Share of train clips rendered at the operator's neutral grade (exposure 1, saturation 1) "
                    "instead of a random one.")
+@click.option("--operators", "operator_set", type=click.Choice(["fixed", "continuous"]), default="fixed",
+              show_default=True, help="The six fixed SDR operators, or the continuous families with random "
+                                      "parameters (didtv/data/families.py; docs/training.md).")
+@click.option("--families", default=None, help="Comma-separated continuous families to use (implies continuous), "
+                                                "e.g. filmic,local.")
+@click.option("--exclude-family", "excluded", multiple=True,
+              help="Leave this continuous family out (implies continuous; repeatable): leave-one-family-out "
+                   "training data. Score on a val set built with --families F.")
 @handle_errors
 def data_build(sources, output, split, clips_per_source, size, seed, workers, transfer, moving_objects,
-               neutral_grade):
+               neutral_grade, operator_set, families, excluded):
     """Render SOURCES (OpenEXR, Radiance .hdr, 16-bit PQ/HLG PNG/TIFF, HDR10/HLG videos, or
     folders of them) into (degraded SDR, clean SDR, HDR) clips.
 
@@ -40,12 +48,27 @@ def data_build(sources, output, split, clips_per_source, size, seed, workers, tr
     Example:
       didtv data build ../shared/data/hdri/train -o data/train --split train
       didtv data build ../shared/data/hdri/val -o data/val --split val
+      didtv data build ../shared/data/hdri/train -o data/train-no-local --exclude-family local
+      didtv data build ../shared/data/hdri/val -o data/val-local --split val --families local
     """
     from didtv.data.build import build
+    from didtv.data.families import FAMILIES
+
+    chosen = None
+    if families or excluded or operator_set == "continuous":
+        if operator_set == "fixed" and click.get_current_context().get_parameter_source("operator_set").name != "DEFAULT":
+            raise click.UsageError("--families/--exclude-family choose continuous families: drop --operators fixed")
+        chosen = [f.strip() for f in families.split(",") if f.strip()] if families else list(FAMILIES)
+        unknown = [f for f in [*chosen, *excluded] if f not in FAMILIES]
+        if unknown:
+            raise click.BadParameter(f"unknown families {', '.join(unknown)}; allowed: {', '.join(FAMILIES)}")
+        chosen = [f for f in chosen if f not in excluded]
+        if not chosen:
+            raise click.UsageError("every family is excluded")
 
     out = build(list(sources), output, seed=seed, clips_per_source=clips_per_source, size=(size, size),
                 split=split, workers=workers, transfer=transfer, moving_objects=moving_objects,
-                neutral_grade=neutral_grade, on_clip=lambda n: click.echo(f"didtv: {n} clips", err=True) if n % 50 == 0 else None,
+                neutral_grade=neutral_grade, families=chosen, on_clip=lambda n: click.echo(f"didtv: {n} clips", err=True) if n % 50 == 0 else None,
                 on_skip=lambda src, why: click.echo(f"didtv: skipped {src}: {why}", err=True))
     click.echo(f"wrote {out}/manifest.json")
 

@@ -22,6 +22,7 @@ import numpy as np
 from didtv.color.gamut import BT709_TO_BT2020, apply_matrix
 from didtv.color.transfer import pq_inverse_eotf
 from didtv.data.degrade import CODECS, OPERATORS, QPS, codec_damage, render_sdr
+from didtv.data.families import FAMILIES, check_families, draw_params, render_family_sdr
 from didtv.data.sources import (find_sources, hdr_clip, is_video, read_source, video_clips, video_frame_count,
                                 whole_view_size)
 
@@ -85,20 +86,25 @@ def _write_renders(clip: np.ndarray, renders, out_dir, all_frames: bool, src, re
     hdr = pq if all_frames else pq[len(pq) // 2:len(pq) // 2 + 1]
     hdr16 = np.rint(np.clip(hdr, 0, 1) * 65535).astype(np.uint16)
     records = []
-    for name, operator, codec, qp, exposure, saturation in renders:
-        sdr8 = render_sdr(clip, operator, exposure=exposure, saturation=saturation)  # (t, h, w, 3)
+    for name, operator, codec, qp, exposure, saturation, params in renders:
+        if params is None:
+            sdr8 = render_sdr(clip, operator, exposure=exposure, saturation=saturation)  # (t, h, w, 3)
+        else:
+            sdr8 = render_family_sdr(clip, operator, params)
         lq = codec_damage(sdr8, codec=codec, qp=qp)
         np.savez(Path(out_dir) / name, lq=np.rint(lq * 65535).astype(np.uint16),
                  sdr=sdr8[len(sdr8) // 2].transpose(2, 0, 1).copy(), hdr=hdr16)
         records.append(asdict(ClipRecipe(name, str(src), operator, codec, qp, exposure, saturation, recipe_seed,
                                          moving_object)))
+        if params is not None:
+            records[-1].update(family=operator, params=params)
     return records
 
 
 def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clips_per_source: int = 8,
           size: tuple[int, int] = (192, 192), split: str = "train", workers: int = 2,
           max_width: int = 384, transfer: str = "pq", moving_objects: float = 0.0, neutral_grade: float = 0.0,
-          on_clip=None, on_skip=None) -> Path:
+          families: list[str] | None = None, on_clip=None, on_skip=None) -> Path:
     """Build a data set. ``split="train"``: ``clips_per_source`` random views per source, each with
     a random operator, codec, QP, exposure and saturation. ``split="val"``: the whole image
     (downscaled to at most ``max_width``, sizes multiples of 8), every operator x every QP,
@@ -115,11 +121,21 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
     A video shorter than one 7-frame window (an iPhone Dolby Vision sample has 5 frames) is
     skipped, not fatal: ``on_skip(path, reason)`` is told and the manifest lists it under
     ``skipped``; the other sources keep their seeds. Two sources with the same file stem are
-    refused (their clips would overwrite each other)."""
+    refused (their clips would overwrite each other).
+    ``families``: render with these continuous operator families (:mod:`didtv.data.families`)
+    instead of the six fixed operators: train clips draw a family uniformly, then its parameters
+    from a stream of their own (no extra exposure or saturation grade: each family has its own);
+    val sources get every listed family x every QP, the parameters drawn per (source, family), so
+    a val set built with one family holds the same clips as that family's part of a fuller one.
+    The manifest records ``family`` and the drawn ``params`` per clip. None: the fixed six."""
     if not 0.0 <= moving_objects <= 1.0:
         raise ValueError(f"moving_objects must be a share in [0, 1], got {moving_objects}")
     if not 0.0 <= neutral_grade <= 1.0:
         raise ValueError(f"neutral_grade must be a share in [0, 1], got {neutral_grade}")
+    if families is not None:
+        families = check_families(families)
+        if neutral_grade > 0:
+            raise ValueError("neutral_grade applies to the fixed operators; the families draw their own grade")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = find_sources(sources)
@@ -144,12 +160,16 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
                 ss = np.random.SeedSequence([seed, si, ci])
                 rng = np.random.default_rng(ss)
                 recipe_seed = int(ss.generate_state(1)[0])
-                name, operator = f"{stem}-{ci:03d}.npz", str(rng.choice(OPERATORS))
+                name, operator = f"{stem}-{ci:03d}.npz", str(rng.choice(families or OPERATORS))
                 codec, qp = str(rng.choice(CODECS, p=[0.75, 0.25])), int(rng.choice(QPS))
                 exposure, saturation = float(2.0 ** rng.uniform(-0.6, 0.4)), float(rng.uniform(0.85, 1.15))
                 if _neutral_grade(neutral_grade, seed, si, ci):
                     exposure, saturation = 1.0, 1.0
-                renders.append((name, operator, codec, qp, exposure, saturation))
+                params = None
+                if families:
+                    exposure, saturation = 1.0, 1.0
+                    params = draw_params(operator, _family_rng(seed, si, ci))
+                renders.append((name, operator, codec, qp, exposure, saturation, params))
                 if not is_video(src):
                     jobs.append((_make_clip, (src, out, recipe_seed, size, [renders[-1]], False, transfer, max_width,
                                               _moving_object(moving_objects, seed, si, ci))))
@@ -158,7 +178,13 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
                 jobs.append((_make_video_clips, (src, out, video_seed, size, [[r] for r in renders], False, max_width)))
         elif split == "val":
             recipe_seed = int(np.random.SeedSequence([seed, si]).generate_state(1)[0])
-            renders = [(f"{stem}-{op}-qp{qp}.npz", op, "x265", qp, 1.0, 1.0) for op in OPERATORS for qp in QPS]
+            if families:
+                drawn = {f: draw_params(f, _family_rng(seed, si, list(FAMILIES).index(f))) for f in families}
+                renders = [(f"{stem}-{f}-qp{qp}.npz", f, "x265", qp, 1.0, 1.0, drawn[f])
+                           for f in families for qp in QPS]
+            else:
+                renders = [(f"{stem}-{op}-qp{qp}.npz", op, "x265", qp, 1.0, 1.0, None)
+                           for op in OPERATORS for qp in QPS]
             if is_video(src):
                 jobs.append((_make_video_clips, (src, out, recipe_seed, None, [renders], True, max_width)))
             else:
@@ -185,7 +211,9 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
     manifest = {"split": split, "seed": seed, "size": list(size), "transfer": transfer,
                 "moving_objects": moving_objects, "neutral_grade": neutral_grade,
                 "sources": [str(f) for f in files],
-                "operators": list(OPERATORS), "qps": list(QPS), "clips": records}
+                "operators": list(families or OPERATORS), "qps": list(QPS), "clips": records}
+    if families:
+        manifest["families"] = list(families)
     if skipped:
         manifest["skipped"] = skipped
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -195,6 +223,11 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
 def _moving_object(share: float, *key: int) -> bool:
     """Whether one clip (or val source) gets a moving object; its own random stream per key."""
     return share > 0 and bool(np.random.default_rng(np.random.SeedSequence([*key, 0x0B1E])).random() < share)
+
+
+def _family_rng(*key: int) -> np.random.Generator:
+    """The stream a clip's (train) or a source's (val) family parameters are drawn from."""
+    return np.random.default_rng(np.random.SeedSequence([*key, 0xFA3]))
 
 
 def _neutral_grade(share: float, *key: int) -> bool:

@@ -87,9 +87,15 @@ def op_bt2446a(nits: np.ndarray, peak: float = 1000.0) -> np.ndarray:
     return np.clip(apply_matrix(sdr2020, BT2020_TO_BT709), 0.0, 1.0)
 
 
-def op_bt2446c(nits: np.ndarray) -> np.ndarray:
-    k1, k2, k3, k4 = 0.83802, 15.09968, 0.74204, 78.99439
-    y_ip = 58.5 / k1
+BT2446C_K = (0.83802, 15.09968, 0.74204, 78.99439)  # k1..k4 of BT.2446-1 Method C
+
+
+def op_bt2446c(nits: np.ndarray, k: tuple[float, float, float, float] = BT2446C_K,
+               y_ip_sdr: float = 58.5) -> np.ndarray:
+    """BT.2446 Method C's luminance curve: linear ``k1 * Y`` up to the inflection point (SDR
+    ``y_ip_sdr`` cd/m2), logarithmic above; SDR 100 cd/m2 = 1, clipped."""
+    k1, k2, k3, k4 = k
+    y_ip = y_ip_sdr / k1
     y = nits @ LUMA_709
     ys = np.where(y <= y_ip, k1 * y, k2 * np.log(np.maximum(y / y_ip - k3, 1e-9)) + k4)
     return np.clip(_scale_by_luminance(nits, ys) / 100.0, 0.0, 1.0)
@@ -109,7 +115,13 @@ def render_sdr(nits: np.ndarray, operator: str, *, exposure: float = 1.0, satura
     if saturation != 1.0:
         y = (lin @ LUMA_709)[..., None]
         lin = y + saturation * (lin - y)
-    lin = np.clip(lin, 0.0, 1.0)  # gamut clip to BT.709 and to SDR white
+    return encode_sdr(lin)
+
+
+def encode_sdr(lin: np.ndarray) -> np.ndarray:
+    """SDR relative linear light (1 = SDR white) -> 8-bit BT.1886 R'G'B' codes, after the gamut
+    clip to BT.709 and to SDR white."""
+    lin = np.clip(lin, 0.0, 1.0)
     return np.rint(lin ** (1 / 2.4) * 255.0).astype(np.uint8)
 
 

@@ -90,3 +90,66 @@ def test_neutral_share_renders_some_clips_at_the_neutral_grade_and_leaves_the_ot
         assert same_sdr == (not is_neutral), rb
         if not is_neutral:
             assert (ra["exposure"], ra["saturation"]) == (rb["exposure"], rb["saturation"])
+
+
+# -- continuous operator families (--operators continuous, --families, --exclude-family) ---------
+
+def _scene_file(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    path = tmp_path / "scene.hdr"
+    assert cv2.imwrite(str(path), (_texture(48, 96) * 8)[..., ::-1])
+    return path
+
+
+@requires_ffmpeg
+def test_exclude_family_really_excludes_and_the_manifest_records_the_draws(tmp_path):
+    from click.testing import CliRunner
+
+    from didtv.cli.main import cli
+    from didtv.data.families import FAMILIES, render_family_sdr
+
+    src = _scene_file(tmp_path)
+    args = ["data", "build", str(src), "--clips-per-source", "12", "--size", "32", "--workers", "1", "--seed", "5"]
+    res = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "no-local"), "--exclude-family", "local"])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "no-local" / "manifest.json").read_text())
+    assert m["families"] == [f for f in FAMILIES if f != "local"]
+    used = [r["family"] for r in m["clips"]]
+    assert "local" not in used and len(set(used)) >= 4  # 12 clips over 7 families
+    for r in m["clips"]:
+        assert r["operator"] == r["family"] and r["params"] and (r["exposure"], r["saturation"]) == (1.0, 1.0)
+        # The recorded parameters reproduce the clip's clean SDR from its HDR target.
+        with np.load(tmp_path / "no-local" / r["file"]) as z:
+            from didtv.color.gamut import BT2020_TO_BT709, apply_matrix
+            from didtv.color.transfer import pq_eotf
+            nits = apply_matrix(pq_eotf(z["hdr"][0].transpose(1, 2, 0) / 65535.0), BT2020_TO_BT709)
+            sdr = z["sdr"].transpose(1, 2, 0).astype(int)
+        if r["family"] != "local":  # (local's blur needs the whole clip, which is not stored)
+            assert np.abs(render_family_sdr(nits, r["family"], r["params"]).astype(int) - sdr).mean() < 1.0
+    # the default build is still the six fixed operators, and a family needs continuous operators
+    res = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "fixed"), "--clips-per-source", "2"])
+    fixed = json.loads((tmp_path / "fixed" / "manifest.json").read_text())
+    assert "families" not in fixed and all("family" not in r for r in fixed["clips"])
+    for bad in (["--exclude-family", "sepia"], ["--operators", "fixed", "--families", "local"]):
+        res = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "bad"), *bad])
+        assert res.exit_code == 2, (bad, res.output)
+
+
+@requires_ffmpeg
+def test_one_family_val_set_is_that_family_s_part_of_the_full_one(tmp_path):
+    from didtv.data.build import build
+    from didtv.data.degrade import QPS
+
+    src = _scene_file(tmp_path)
+    kw = dict(seed=1, split="val", max_width=64, workers=1)
+    only = json.loads((build([src], tmp_path / "only", families=["filmic"], **kw) / "manifest.json").read_text())
+    both = json.loads((build([src], tmp_path / "both", families=["local", "filmic"], **kw) / "manifest.json").read_text())
+    assert [r["family"] for r in only["clips"]] == ["filmic"] * len(QPS)
+    assert len({json.dumps(r["params"], sort_keys=True) for r in only["clips"]}) == 1  # one draw for every QP
+    part = [r for r in both["clips"] if r["family"] == "filmic"]
+    assert [r["params"] for r in part] == [r["params"] for r in only["clips"]]
+    for a, b in zip(only["clips"], part):
+        with np.load(tmp_path / "only" / a["file"]) as za, np.load(tmp_path / "both" / b["file"]) as zb:
+            assert np.array_equal(za["sdr"], zb["sdr"]) and np.array_equal(za["hdr"], zb["hdr"])
+    with pytest.raises(ValueError, match="neutral_grade"):
+        build([src], tmp_path / "bad", families=["filmic"], neutral_grade=0.5, seed=1, workers=1)

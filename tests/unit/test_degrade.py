@@ -77,3 +77,84 @@ def test_codec_damage_round_trip(codec):
     err_high = np.abs(high - ref)[..., inner].mean()
     assert err_low < 2 / 255  # near-lossless at QP 12: within ~2 codes
     assert err_high > 2 * err_low  # a high QP does real damage
+
+
+# -- continuous operator families (didtv/data/families.py) ----------------------------------------
+
+from didtv.data.degrade import op_bt2446c  # noqa: E402
+from didtv.data.families import FAMILIES, apply_bt2446, apply_gamut, apply_local, draw_params, tone_map  # noqa: E402
+
+
+def _flat(nits, size=8):
+    return np.full((size, size, 3), float(nits))
+
+
+def _numbers(params):
+    return [v for v in params.values() if isinstance(v, float)]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_is_deterministic_per_seed_and_varies_across_seeds(family):
+    scene = np.random.default_rng(0).uniform(0, 1, (2, 24, 24, 3)) ** 3 * 2000
+    a, pa = tone_map(scene, family, np.random.default_rng(11))
+    b, pb = tone_map(scene, family, np.random.default_rng(11))
+    assert pa == pb and np.array_equal(a, b)
+    draws = [draw_params(family, np.random.default_rng(s)) for s in range(10)]
+    assert len({d["gain"] for d in draws}) == 10  # the exposure, drawn or solved, differs per seed
+    assert all(len(set(map(round, np.array(_numbers(d)) * 1e6))) >= 2 for d in draws)
+    outs = [FAMILIES[family].apply(scene, d) for d in draws[:3]]
+    assert not np.allclose(outs[0], outs[1]) and not np.allclose(outs[1], outs[2])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_is_monotone_on_grey_and_puts_reference_white_in_the_sdr_range(family):
+    levels = np.geomspace(0.05, 4000, 40)
+    whites = []
+    for s in range(25):
+        p = draw_params(family, np.random.default_rng(s))
+        # flat fields: the local family's spatial part sees no detail there, so this is its curve
+        out = np.stack([np.clip(FAMILIES[family].apply(_flat(v), p), 0, 1)[0, 0] for v in levels])
+        assert np.all(np.diff(out, axis=0) >= -1e-9), (family, p)
+        assert out[0].max() < 0.05 and out[-1].min() > 0.5, (family, p)  # black stays dark, highlights bright
+        whites.append(np.clip(FAMILIES[family].apply(_flat(REFERENCE_WHITE), p), 0, 1).mean())
+    # Diffuse white (203 cd/m2) lands where SDR puts it: 20-100 % of SDR white, typically 30-90 %.
+    assert 0.2 <= min(whites) and max(whites) <= 1.0, whites
+    assert 0.3 <= float(np.median(whites)) <= 0.9, whites
+
+
+def test_bt2446_family_contains_the_standard_curves():
+    scene = np.random.default_rng(1).uniform(0, 1, (16, 16, 3)) ** 2 * 1000
+    np.testing.assert_allclose(apply_bt2446(scene, {"method": "a", "peak": 1000.0, "gain": 1.0}),
+                               op_bt2446a(scene), atol=1e-12)
+    spec = {"method": "c", "k": [0.83802, 15.09968, 0.74204, 78.99439], "y_ip_sdr": 58.5, "crosstalk": 0.0,
+            "gain": 1.0}
+    np.testing.assert_allclose(apply_bt2446(scene, spec), op_bt2446c(scene), atol=1e-12)
+
+
+def test_local_family_is_spatially_varying():
+    p = draw_params("local", np.random.default_rng(3))
+    p.update(sigma=0.1, compression=0.5, detail=1.0)
+    dark, bright = _flat(5.0, 64), _flat(2000.0, 64)
+    dark[28:36, 28:36] = bright[28:36, 28:36] = REFERENCE_WHITE  # the same grey patch in two surrounds
+    in_dark, in_bright = apply_local(dark, p)[32, 32, 0], apply_local(bright, p)[32, 32, 0]
+    assert in_dark > 1.5 * in_bright  # a dark surround lifts it, a bright one holds it down
+
+
+def test_gamut_family_clips_or_compresses_out_of_gamut_colour():
+    red = np.array([[[600.0, 60.0, 12.0]]])  # luminance below reference white, red far above SDR white
+    p = draw_params("gamut", np.random.default_rng(0))
+    p.update(saturation=1.3, threshold=0.8)
+    clipped = apply_gamut(red, {**p, "handling": "clip"})[0, 0]
+    soft = apply_gamut(red, {**p, "handling": "compress"})[0, 0]
+    luma = np.array([0.2126, 0.7152, 0.0722])
+    assert clipped[0] == 1.0 and clipped[1] < soft[1]  # the clip keeps the hue saturated, and darker
+    assert soft[0] >= soft[1] >= soft[2] and soft.max() <= 1.0  # compression: hue order kept, inside
+    # Soft compression moves chroma towards the luminance and keeps the luminance; the clip loses it.
+    assert soft @ luma == pytest.approx(apply_gamut(red, {**p, "handling": "compress", "threshold": 0.999}) @ luma,
+                                        abs=1e-6)
+    assert clipped @ luma < soft @ luma - 0.05
+
+
+def test_unknown_family_is_refused():
+    with pytest.raises(ValueError, match="allowed"):
+        draw_params("sepia", np.random.default_rng(0))
