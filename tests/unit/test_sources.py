@@ -227,3 +227,48 @@ def test_a_real_hdr10_video_gives_windows_of_display_light():
     y = clip @ LUMA_709
     assert clip.shape == (7, 64, 64, 3) and np.median(y) > 1.0 and y.max() <= 1000.5  # the grade kept, rolled off
     assert np.abs(np.diff(y, axis=0)).mean() > 0.1  # the video's own motion
+
+
+# -- the exposure convention on the darkest and brightest scenes ----------------------------------
+
+DARKEST = SHARED / "hdri" / "train" / "blender_studio.exr"  # lowest log-average of hdri/train (0.012)
+BRIGHTEST = SHARED / "hdri" / "train" / "open3d" / "open3d_konzerthaus_py.exr"  # highest (1.40): a lit ceiling
+SNOW = SHARED / "hdri" / "train-more" / "realism-effects" / "snowy_field_1k.hdr"  # high-key daylight
+
+
+def _metered_views(path, views=6):
+    from didtv.data.sources import LUMA_709, hdr_clip
+
+    image = read_source(path).light
+    panorama = abs(image.shape[1] / image.shape[0] - 2.0) < 0.05
+    out = []
+    for s in range(views):
+        clip = hdr_clip(image, np.random.default_rng(s), size=(64, 64), panorama=panorama, key_range=(0.0, 0.0))
+        out.append(clip[3] @ LUMA_709)  # the centre frame's luminance, cd/m2
+    return out, image
+
+
+@pytest.mark.skipif(not DARKEST.exists() or not SNOW.exists(), reason="../shared/data is not present")
+def test_metering_pins_each_view_s_log_average_not_its_diffuse_white():
+    """docs/training.md, "Exposure": every view's robust log-average is set to 18 % of 203 cd/m2,
+    so the implied diffuse white is 203 cd/m2 whatever the scene's own level (7 stops apart
+    here). Real white surfaces land there only in a view of average reflectance: a high-key view
+    (a lit ceiling, snow) puts its brightest 1 % below 100 cd/m2, a low-key studio its lamps far
+    above 203. This test pins that behaviour; a change of the convention must change it."""
+    from didtv.color.transfer import REFERENCE_WHITE
+    from didtv.data.sources import DEFAULT_KEY, LUMA_709
+
+    p99 = {}
+    levels = []
+    for path in (DARKEST, BRIGHTEST, SNOW):
+        views, image = _metered_views(path)
+        levels.append(float(np.exp(np.log(np.maximum(image @ LUMA_709, 1e-6)).mean())))
+        for y in views:
+            lo, hi = np.percentile(y, [1, 99])
+            log_avg = float(np.exp(np.log(np.clip(y, max(lo, 1e-6), hi)).mean()))
+            # 36.5 cd/m2 = 0.18 x 203; the roll-off above ~390 cd/m2 (after metering) lowers it a little
+            assert log_avg == pytest.approx(DEFAULT_KEY, rel=0.2)
+        p99[path.stem] = float(np.median([np.percentile(y, 99) for y in views]))
+    assert max(levels) / min(levels) > 50  # the files' own levels are far apart
+    assert p99[DARKEST.stem] > REFERENCE_WHITE  # low key: lifted, its lights above reference white
+    assert p99[BRIGHTEST.stem] < 100 and p99[SNOW.stem] < 100  # high key: white surfaces land ~1.5-2 stops low
