@@ -214,7 +214,9 @@ def convert(
     Decoding, the model and encoding run concurrently (:func:`~didtv.pipeline.stages.run_stages`);
     ``on_progress`` gets per-stage throughput. The output is
     written to a hidden temporary file next to ``dst`` and renamed only when complete; on any
-    error or interrupt the temporary files are removed and ``dst`` is untouched.
+    error or interrupt, at any stage, the FFmpeg / mkvtoolnix processes are ended first
+    (:meth:`~didtv.io.ffmpeg.Child.stop`), then the temporary files are removed; ``dst`` is
+    untouched.
     """
     import torch  # noqa: F401  (imported here: `import didtv` stays light)
 
@@ -275,12 +277,16 @@ def convert(
                     def report(stats: StageStats) -> None:  # frames through the model
                         on_progress(Progress(stats.clocks["model"].frames, total, time.monotonic() - start, stats))
                 loop_start = time.perf_counter()
+
+                def abort() -> None:  # ends both processes; their threads then end too
+                    writer.abort()
+                    reader.stop()
                 stages = run_stages(reader, runner.process, writer.write,
-                                    depth=queue_depth(reader.frame_bytes), on_frame=report)
+                                    depth=queue_depth(reader.frame_bytes), on_frame=report, abort=abort)
+                writer.close()  # x265 finishing the stream: interruptible as well
             except BaseException:
                 writer.abort()
                 raise
-            writer.close()
             stages.wall = time.perf_counter() - loop_start  # up to x265's finished file
         if reader.frames_read != total or writer.frames_written != total:
             raise FFmpegError(f"decoded {reader.frames_read} and wrote {writer.frames_written} frames, "

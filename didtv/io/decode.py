@@ -248,10 +248,13 @@ class FrameReader:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """End the decoder now (safe from any thread, and more than once); a thread blocked
+        reading a frame then sees the pipe end."""
         if self._child is not None:
-            self._child.kill()
-            if self._child.proc.stdout:
-                self._child.proc.stdout.close()
+            self._child.stop()
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._child is None:

@@ -110,8 +110,8 @@ def write_failure(what: str, path, rc: int | None, stderr: str) -> DidtvError:
 def run_strict(argv: Sequence[str], what: str, path) -> None:
     """Run a writing command to completion; a non-zero exit *or any line on stderr* (the tools
     run at their error-only log level) is a failure (:func:`write_failure`)."""
-    child = spawn(argv, stdout=subprocess.DEVNULL)
-    rc = child.proc.wait()
+    with spawn(argv, stdout=subprocess.DEVNULL) as child:  # stopped on any exception
+        rc = child.proc.wait()
     err = child.stderr.text().strip()
     if rc != 0 or err:
         raise write_failure(what, path, rc, err)
@@ -163,8 +163,8 @@ class HDR10Writer:
     [0, 1], and with ``peak`` (cd/m2, the mastering display's maximum) each channel is clipped at
     that luminance's PQ code: an HDR10 file should not hold light its mastering display cannot
     show (a learned model's residual is not bounded; DIDNet Tiny reached 2051 cd/m2 on the
-    sample). ``close()`` finishes the stream into ``mkv_path``; ``abort()`` kills the encoder
-    (the caller deletes the file). Content light levels are measured afterwards from the file
+    sample). ``close()`` finishes the stream into ``mkv_path``; ``abort()`` ends the encoder at
+    once (the caller deletes the file), even while another thread is blocked in ``write()``. Content light levels are measured afterwards from the file
     itself (:func:`measure_written`).
     """
 
@@ -217,11 +217,9 @@ class HDR10Writer:
             raise write_failure("encoding (x265)", self.path, rc, err)
 
     def abort(self) -> None:
-        try:
-            self._child.proc.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
-        self._child.kill()
+        # Kill first, close stdin after: a thread blocked in write() holds the pipe's lock until
+        # the encoder reads or dies, so closing first would wait on it (and x265 may never read).
+        self._child.stop()
 
 
 def measure_written(path: Path) -> tuple[ContentLightLevel, int]:
@@ -311,9 +309,9 @@ def retime_mkv(mkv_path: Path, out_path: Path, timestamps_ms: Sequence[float], t
     Path(ts_file).write_text("\n".join(lines) + "\n", encoding="ascii")
     argv = [tool_path("mkvmerge"), "--quiet", "--output", tool_safe_path(out_path),
             "--timestamps", f"0:{tool_safe_path(ts_file)}", tool_safe_path(mkv_path)]
-    child = spawn(argv, stdout=subprocess.PIPE)
-    out = child.proc.stdout.read().decode("utf-8", "replace")
-    rc = child.proc.wait()
+    with spawn(argv, stdout=subprocess.PIPE) as child:  # stopped on any exception
+        out = child.proc.stdout.read().decode("utf-8", "replace")
+        rc = child.proc.wait()
     # mkvmerge: 0 = fine, 1 = warnings (the file is written), 2 = error; it reports on stdout.
     if rc not in (0, 1):
         raise write_failure("mkvmerge (variable frame rate timestamps)", out_path, rc,

@@ -3,6 +3,12 @@
 Every child gets ``-nostdin -hide_banner`` (FFmpeg) and its stderr is drained in a thread so a
 chatty FFmpeg can never block on a full pipe; the tail of stderr is shown when it fails.
 
+Children started with :func:`spawn` are ended, never waited on, when anything goes wrong:
+:meth:`Child.stop` sends SIGTERM, SIGKILL after :data:`STOP_GRACE` seconds, reaps the process and
+only then closes its pipes (a thread blocked writing into a child that stopped reading gets EPIPE
+instead of hanging). :func:`stop_all` does that for every child still running (the CLI's signal
+handling, see didtv.cli.convert).
+
 Every command started is logged at DEBUG level on the ``didtv.io.ffmpeg`` logger (a child of
 ``didtv``), as a shell-quoted line one can paste into a terminal. The library never prints:
 ``didtv convert --verbose`` attaches a handler.
@@ -17,6 +23,8 @@ import shlex
 import shutil
 import subprocess
 import threading
+import time
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
@@ -96,9 +104,34 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else "(no message)"
 
 
-@dataclass
+#: Seconds a child gets to exit after SIGTERM before SIGKILL (:meth:`Child.stop`).
+STOP_GRACE = 0.2
+
+
+def _end(procs: Sequence[subprocess.Popen], grace: float) -> None:
+    """SIGTERM each running process, SIGKILL what is left after ``grace`` seconds, reap all."""
+    running = [p for p in procs if p.poll() is None]
+    for p in running:
+        try:
+            if grace > 0:
+                p.terminate()
+            else:
+                p.kill()
+        except OSError:  # already gone
+            pass
+    deadline = time.monotonic() + grace
+    for p in running:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+@dataclass(eq=False)
 class Child:
-    """A running FFmpeg with its stderr drained."""
+    """A running FFmpeg with its stderr drained. As a context manager it is stopped
+    (:meth:`stop`) when the block raises, whatever the exception."""
 
     argv: list[str]
     proc: subprocess.Popen
@@ -109,17 +142,47 @@ class Child:
         if rc != 0:
             raise FFmpegError(f"{what} failed (exit {rc}): {last_line(self.stderr.text())}")
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """End the process now (SIGTERM; SIGKILL after ``grace`` s), reap it, then close our
+        ends of its pipes. Bounded: never waits on a pipe, never longer than ``grace`` plus the
+        time the kernel takes to reap."""
+        _end([self.proc], grace)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except (OSError, ValueError):  # EPIPE flushing what a dead child never read
+                    pass
+
+    def __enter__(self) -> "Child":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.stop()
+
+
+_live: "weakref.WeakSet[Child]" = weakref.WeakSet()
+_live_lock = threading.Lock()
 
 
 def spawn(argv: Sequence[str], *, stdin=None, stdout=None) -> Child:
     """Start a child process with stderr drained. ``argv[0]`` must be an absolute tool path."""
     _log_command(argv)
     proc = subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
-    return Child(list(argv), proc, StderrDrain(proc.stderr))
+    child = Child(list(argv), proc, StderrDrain(proc.stderr))
+    with _live_lock:
+        _live.add(child)
+    return child
+
+
+def stop_all(grace: float = STOP_GRACE) -> int:
+    """Stop every child started by :func:`spawn` that is still running (any thread's); returns
+    how many there were. Pipes are left to their owners. Safe to call from any thread."""
+    with _live_lock:
+        procs = [c.proc for c in _live if c.proc.poll() is None]
+    _end(procs, grace)
+    return len(procs)
 
 
 def run_result(argv: Sequence[str], what: str, *, timeout: float | None) -> subprocess.CompletedProcess:

@@ -15,8 +15,9 @@ the frames it handled, so ``frames / busy`` is what that stage alone could susta
 with the most busy time is the bottleneck (shown by ``didtv convert`` and ``didtv bench``).
 
 An error in any stage stops the others and is raised in the caller's thread (the first one
-wins); so is KeyboardInterrupt. The caller still owns the decoder and encoder processes and
-kills them (the threads end when their pipe does).
+wins); so is KeyboardInterrupt. The caller owns the decoder and encoder processes: its ``abort``
+callback ends them before the threads are joined (a thread blocked on a pipe ends when the
+process at the other end does), so a failure or Ctrl-C returns within the processes' stop grace.
 """
 
 from __future__ import annotations
@@ -110,11 +111,14 @@ def run_stages(
     *,
     depth: int = 4,
     on_frame: Callable[[StageStats], None] | None = None,
+    abort: Callable[[], None] | None = None,
 ) -> StageStats:
     """Pull ``frames`` in a thread, run ``transform`` over them here, ``write`` its outputs in a
     second thread; return the stage clocks. ``on_frame`` is called in this thread with a
     snapshot after every frame the transform yields (and once more when everything is written),
-    so progress advances frame by frame even while the encoder lags by a queue's worth."""
+    so progress advances frame by frame even while the encoder lags by a queue's worth.
+    ``abort`` is called (once, in this thread) when any stage fails or is interrupted, before the
+    threads are joined: it should end the processes behind ``frames`` and ``write``."""
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     stats = StageStats()
@@ -200,7 +204,9 @@ def run_stages(
     finally:
         stop.set()
         # On success both threads have ended. On failure one may still be inside a pipe read or
-        # write; it ends when the caller kills that process, so do not wait long for it here.
+        # write: it ends once ``abort`` has ended that process.
+        if errors and abort is not None:
+            abort()
         for th in threads:
             th.join(timeout=2)
     stats.wall = time.perf_counter() - start

@@ -90,6 +90,34 @@ def test_keyboard_interrupt_in_the_model_stops_everything():
         run_stages(range(1000), model, lambda _: None)
 
 
+def test_abort_releases_a_blocked_stage_before_the_threads_are_joined():
+    """The encode thread is stuck (as in a write to a pipe nobody reads) when the model fails:
+    ``abort`` (which kills the process in the real pipeline) is what lets it end, so it must run
+    before the join, once; and not at all when everything went well."""
+    released = threading.Event()
+    calls = []
+
+    def stuck_write(_):
+        released.wait(30)
+
+    def model(items):
+        for x in items:
+            if x == 3:
+                time.sleep(0.1)  # the encode thread is inside its write by now
+                raise ValueError("model failed")
+            yield x
+
+    t0 = time.monotonic()
+    with pytest.raises(ValueError, match="model failed"):
+        run_stages(range(100), model, stuck_write, depth=2,
+                   abort=lambda: (calls.append(1), released.set()))
+    assert calls == [1]
+    assert time.monotonic() - t0 < 1.5  # not the 2 s join timeout
+    assert not [t for t in threading.enumerate() if t.name.startswith("didtv-")]
+    run_stages(range(5), double, lambda _: None, abort=lambda: calls.append(2))
+    assert calls == [1]
+
+
 def test_the_slow_stage_is_named_the_bottleneck():
     def slow_write(_):
         time.sleep(0.01)
