@@ -3,56 +3,23 @@
 A folder input is a batch (docs/batch.md): ``didtv convert IN_DIR OUT_DIR [--recursive]
 [--container mkv|mp4] [--jobs N]``. The library does the work (:func:`didtv.api.convert`,
 :func:`didtv.batch.convert_batch`); this module parses flags, renders progress, prints the
-summary and turns SIGTERM into the same clean stop as Ctrl-C.
+summary; Ctrl-C and SIGTERM stop it cleanly (didtv.cli.signals).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
-import threading
 import time
 
 import click
 
 from didtv.cli.common import handle_errors
+from didtv.cli.signals import EXIT_TERMINATED, exit_now, interrupt_exit_code, signals_as_interrupts
 
-#: Exit status after SIGINT (Ctrl-C) / SIGTERM, as shells report signals (128 + number).
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
 #: Exit status of a batch in which at least one file failed.
 EXIT_SOME_FAILED = 1
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, delivered like Ctrl-C so the same cleanup runs."""
-
-
-@contextlib.contextmanager
-def signals_as_interrupts():
-    """While active (main thread only): SIGTERM raises :class:`Terminated` and SIGINT
-    KeyboardInterrupt, once; further signals are ignored so the cleanup that the first one
-    started (killing FFmpeg, deleting temporary files) is not cut short. Handlers are restored
-    on exit. Yields a dict whose "signal" is the first signal received (or None)."""
-    state: dict = {"signal": None}
-    if threading.current_thread() is not threading.main_thread():
-        yield state
-        return
-
-    def handler(signum, _frame):
-        if state["signal"] is not None:
-            return
-        state["signal"] = signum
-        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield state
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def _progress_renderer(quiet: bool):
@@ -172,15 +139,26 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
             else:
                 _single(src, dst, chosen, container=container, overwrite=overwrite, force=force,
                         run=run, quiet=quiet)
+        except Exception as exc:
+            if sig["signal"] is None and sig["seen"] is None:
+                raise
+            # A child that died of the same Ctrl-C (a terminal signals the whole process group)
+            # can fail a stage before the signal reaches Python: still an interrupt, not an error.
+            _interrupted(sig, exc, dst, report_path, quiet)
         except KeyboardInterrupt as exc:
-            from didtv.batch import BatchInterrupted
+            _interrupted(sig, exc, dst, report_path, quiet)
 
-            if isinstance(exc, BatchInterrupted):
-                _summary(exc.report, quiet=quiet, report_path=_report_path(dst, report_path))
-            terminated = sig["signal"] == signal.SIGTERM or isinstance(exc, Terminated)
-            click.echo(f"didtv: {'terminated' if terminated else 'interrupted'}; "
-                       "temporary files removed", err=True)
-            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+
+def _interrupted(sig: dict, exc: BaseException, dst, report_path, quiet: bool) -> None:
+    """Ctrl-C / SIGTERM: the summary of an interrupted batch, one line, exit 130 / 143."""
+    from didtv.batch import BatchInterrupted
+
+    if isinstance(exc, BatchInterrupted):
+        _summary(exc.report, quiet=quiet, report_path=_report_path(dst, report_path))
+    code = interrupt_exit_code(sig, exc)
+    click.echo(f"didtv: {'terminated' if code == EXIT_TERMINATED else 'interrupted'}; "
+               "temporary files removed", err=True)
+    exit_now(code, sig)
 
 
 def _single(src, dst, preset, *, container, overwrite, force, run, quiet) -> None:

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from clips import make_clip, requires_ffmpeg
+from procs import live_in_group
 from didtv.cli.main import cli
 from didtv.io.probe import HdrFormat, count_frames, probe
 
@@ -84,9 +85,11 @@ def test_single_file_into_a_folder(tmp_path):
 # Signals, on real processes
 
 def _start(*args) -> subprocess.Popen:
+    """didtv in its own process group, so its children can be found after it is gone."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.Popen([sys.executable, "-m", "didtv.cli.main", *map(str, args)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
 def _wait_for_partial(proc: subprocess.Popen, folder: Path, timeout: float = 60,
@@ -128,6 +131,8 @@ def test_sigkill_then_sigterm_then_resume(tmp_path):
     assert proc.returncode == 143, err
     assert "didtv: terminated; temporary files removed" in err and "Traceback" not in err
     assert _partials(out) == []  # its own and the stale one
+    time.sleep(0.1)
+    assert live_in_group(proc.pid) == []  # no FFmpeg left running
     for done in out.glob("*.mkv"):  # whatever is there is complete
         assert count_frames(done) == 40 and probe(done).hdr == HdrFormat.HDR10
     report = json.loads((out / "didtv-report.json").read_text())
@@ -140,12 +145,4 @@ def test_sigkill_then_sigterm_then_resume(tmp_path):
     assert _partials(out) == []
 
 
-def test_ctrl_c_on_a_single_conversion(tmp_path):
-    src = make_clip(tmp_path / "in.mp4", size=(160, 120), frames=40)
-    proc = _start("convert", src, tmp_path / "out.mkv", *FAST)
-    _wait_for_partial(proc, tmp_path)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+# A single conversion stopped by Ctrl-C / SIGTERM: tests/cli/test_signals.py.
