@@ -8,7 +8,9 @@
   thread is doing (Python runs signal handlers only between bytecodes, so one long model call
   would delay them): :data:`CHILD_DEADLINE` s after the first signal it stops every child still
   running itself; a second signal stops them at once, and :data:`HARD_EXIT_AFTER` s later the
-  process exits even if something still hangs.
+  process exits even if something still hangs. (The watcher needs the GIL: torch's operators,
+  ctypes calls and I/O release it; a pure-Python-object C loop such as ``sum(range(10**10))``
+  would hold it.)
 - The exit status is 130 after SIGINT and 143 after SIGTERM (128 + the signal, as shells
   report it), also when a stage failed because a child died of the same Ctrl-C (a terminal
   signals the whole process group). After a real signal the process leaves with ``os._exit``

@@ -132,3 +132,43 @@ def test_sigterm_after_the_frame_loop_stops_mkvmerge(tmp_path):
     finally:
         if proc.poll() is None or live_in_group(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+_STUCK = """
+import hashlib, shutil
+from didtv.cli.signals import signals_as_interrupts
+from didtv.io.ffmpeg import spawn
+with signals_as_interrupts():
+    child = spawn([shutil.which("sleep"), "60"])
+    print(child.proc.pid, flush=True)
+    # One long C call that releases the GIL (as torch's ops do): no Python signal handler runs
+    # until it returns, minutes from now.
+    hashlib.pbkdf2_hmac("sha256", b"x", b"y", 10**9)
+"""
+
+
+def test_children_stop_and_a_second_signal_exits_while_the_main_thread_is_stuck(tmp_path):
+    """The watcher thread, not the main thread: 1 s after the first signal the children are
+    stopped anyway; a second signal makes the process exit (143) 1.5 s later."""
+    from didtv.cli.signals import CHILD_DEADLINE, HARD_EXIT_AFTER
+
+    proc = subprocess.Popen([sys.executable, "-c", _STUCK], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        child = int(proc.stdout.readline())
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        os.kill(proc.pid, signal.SIGTERM)
+        while child in dict(live_in_group(proc.pid)) and time.monotonic() - t0 < 10:
+            time.sleep(0.02)
+        took = time.monotonic() - t0
+        assert CHILD_DEADLINE <= took < CHILD_DEADLINE + 0.8, took
+        assert proc.poll() is None  # still inside its C call
+        t1 = time.monotonic()
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=10) == 143
+        assert time.monotonic() - t1 < HARD_EXIT_AFTER + 0.8
+        assert live_in_group(proc.pid) == []
+    finally:
+        if proc.poll() is None or live_in_group(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
