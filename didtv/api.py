@@ -237,7 +237,9 @@ def convert(
     container = container_of(dst)
     # "auto" resolved; the preset's tone targets reach analytic models. Fails before any work
     # when weights are missing or bad.
-    model_name, net = load_preset_model(preset, model)
+    from didtv.pipeline.runner import pick_device
+
+    model_name, net = load_preset_model(preset, model, device=str(pick_device(device)))
     runner = Runner(net, device=device, precision=precision, tile=tile, batch=batch_size,
                     motion_guard=motion_guard, torch_compile=torch_compile)
     # Every video packet's pts, in one demux pass: their number is the exact frame count (the

@@ -354,7 +354,8 @@ def preset_from_dict(data: dict[str, Any], *, name: str, source: str = "preset",
 
 
 def load_preset_model(preset: Preset, model: str | None = None, *, device: str = "cpu"):
-    """Load ``model`` (default: the preset's; ``"auto"`` resolved) with the preset's tone targets.
+    """Load ``model`` (default: the preset's; ``"auto"`` resolved for ``device``) with the preset's
+    tone targets.
 
     Returns ``(resolved name, model)``. Analytic registered models whose constructor declares
     ``white`` / ``peak`` are built with ``diffuse_white`` / ``peak``; learned models and
@@ -364,7 +365,7 @@ def load_preset_model(preset: Preset, model: str | None = None, *, device: str =
 
     name = model or preset.model
     if name == "auto":
-        name = default_model_name()
+        name = default_model_name(device)  # per device: Lite on a CPU, Tiny on CUDA
     net = load_model(name, device=device)  # fails early: unknown name, missing or bad weights
     if str(name).endswith(".safetensors") or get_info(str(name)).learned:
         return str(name), net

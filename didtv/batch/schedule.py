@@ -84,7 +84,9 @@ def convert_batch(
         preset = load_preset(preset)
     # Everything that can stop the whole batch fails here, before any file is touched.
     check_ffmpeg()
-    model_name, _net = load_preset_model(preset, model)
+    from didtv.pipeline.runner import pick_device
+
+    model_name, _net = load_preset_model(preset, model, device=str(pick_device(device)))
     del _net
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,14 +15,13 @@ _PROBE_EDGE = 64
 def _gflops_1080p(info, model) -> float:
     """GFLOPs per 1920x1080 output frame.
 
-    DIDNet counts itself analytically (:func:`didtv.models.didnet.flops_breakdown`). Other models
-    are run once under ``torch.utils.flop_counter`` on a 64x64 window and scaled by area, which
-    is exact for frame-wise maps without fixed costs (elementwise operations are not counted).
+    DIDNet and Lite count themselves analytically (their ``flops(h, w)``,
+    :func:`didtv.models.didnet.flops_breakdown`). Other models are run once under
+    ``torch.utils.flop_counter`` on a 64x64 window and scaled by area, which is exact for
+    frame-wise maps without fixed costs (elementwise operations are not counted).
     """
-    if info.arch == "didnet":
-        from didtv.models.didnet import gflops_1080p
-
-        return gflops_1080p(model)
+    if hasattr(model, "flops"):
+        return model.flops(1080, 1920)["total"] / 1e9
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -57,6 +56,13 @@ def collect() -> list[dict]:
             }
         )
     return rows
+
+
+def auto_choices() -> dict:
+    """What ``--model auto`` runs on each kind of device, and why (the ``--json`` ``auto`` key)."""
+    from didtv.models.registry import auto_choice
+
+    return {kind: dict(zip(("model", "reason"), auto_choice(kind))) for kind in ("cpu", "cuda")}
 
 
 def table_xi(channels: int = 64) -> list[dict]:
@@ -140,8 +146,9 @@ def _render_table_xi(console, rows: list[dict]) -> None:
 def command(as_json: bool, show_flops: bool) -> None:
     """List the models didtv can run: name, kind, parameters, window, GFLOPs, weights.
 
-    Learned models (DIDNet full/tiny) need a weights file in didtv/weights/; analytic ones
-    (bt2408, bt2446a) need none. GFLOPs are per 1920x1080 output frame.
+    Learned models (DIDNet full/tiny/lite) need a weights file in didtv/weights/; analytic ones
+    (bt2408, bt2446a) need none. GFLOPs are per 1920x1080 output frame. The last lines say what
+    '--model auto' runs on a CPU and on a CUDA GPU.
 
     \b
     Example:
@@ -151,7 +158,7 @@ def command(as_json: bool, show_flops: bool) -> None:
     """
     rows = collect()
     if as_json:
-        out: dict = {"models": rows}
+        out: dict = {"models": rows, "auto": auto_choices()}
         if show_flops:
             out["table_xi"] = table_xi()
         click.echo(json.dumps(out, indent=2, sort_keys=True))
@@ -160,5 +167,7 @@ def command(as_json: bool, show_flops: bool) -> None:
 
     console = Console()
     _render_models(console, rows)
+    for kind, choice in auto_choices().items():
+        console.print(f"auto on {kind.upper()}: [bold]{choice['model']}[/] ({choice['reason'].split(': ', 1)[-1]})")
     if show_flops:
         _render_table_xi(console, table_xi())

@@ -146,7 +146,9 @@ def preview(
         if ref_total <= chosen[-1]:
             raise PreviewError(f"reference {reference} has {ref_total} frames; frame {chosen[-1]} was asked for")
 
-    model_name, net = load_preset_model(preset, model)
+    from didtv.pipeline.runner import pick_device
+
+    model_name, net = load_preset_model(preset, model, device=str(pick_device(device)))
     runner = Runner(net, device=device)
     windows = {c: window_of(c, total, runner.spec.window) for c in chosen}
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ class TrainConfig:
     train_data: str = "data/train"
     val_data: str = "data/val"
     out_dir: str = "runs/tiny"
-    model: str = "tiny"                                 # base configuration: tiny | full
+    model: str = "tiny"                                 # base configuration: tiny | full | lite
     model_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. condition = "2d" (ablations)
     iterations: int = 100_000
     batch_size: int = 8
@@ -60,14 +60,20 @@ class TrainConfig:
             return self.lr
         return self.lr * 0.5 ** (1 + (iteration - self.lr_halve_after) // self.lr_halve_every)
 
+    @property
+    def arch(self) -> str:
+        """The registry architecture of ``model`` (``didnet`` or ``didlite``)."""
+        return "didlite" if self.model == "lite" else "didnet"
+
     def model_config(self) -> dict[str, Any]:
         from didtv.models.didnet import FULL_CONFIG, TINY_CONFIG
+        from didtv.models.lite import LITE_CONFIG
 
-        base = {"tiny": TINY_CONFIG, "full": FULL_CONFIG}.get(self.model)
+        base = {"tiny": TINY_CONFIG, "full": FULL_CONFIG, "lite": LITE_CONFIG}.get(self.model)
         if base is None:
-            raise ConfigError(f"model = {self.model!r}; allowed: tiny, full")
+            raise ConfigError(f"model = {self.model!r}; allowed: tiny, full, lite")
         cfg = {**base, **self.model_overrides}
-        if self.aux_weight == 0 and "aux_head" not in self.model_overrides:
+        if self.aux_weight == 0 and "aux_head" not in self.model_overrides and self.arch == "didnet":
             cfg["aux_head"] = False
         return cfg
 

@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from didtv.metrics import psnr
-from didtv.models.didnet import DIDNet
-from didtv.models.registry import save_weights
+from didtv.models.registry import build, save_weights
 from didtv.train.config import TrainConfig
 from didtv.train.dataset import ClipSet
 
@@ -72,13 +71,13 @@ def _branch_from(path: Path, model, ema, opt, device) -> int:
         raise ValueError(f"init_from: {path} holds another architecture than this config's model") from exc
 
 
-def _start_from_weights(path: Path, model, ema) -> list[str]:
+def _start_from_weights(path: Path, model, ema, model_arch: str = "didnet") -> list[str]:
     """Loads a weights file into model and EMA; returns the names of parameters it lacked."""
     from didtv.models.registry import read_weights
 
     arch, _, state, _ = read_weights(path)
-    if arch != "didnet":
-        raise ValueError(f"init_weights: {path} holds a {arch!r} model, not DIDNet")
+    if arch != model_arch:
+        raise ValueError(f"init_weights: {path} holds a {arch!r} model, not {model_arch!r}")
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
@@ -100,7 +99,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if cfg.device == "auto" else cfg.device))
     torch.manual_seed(cfg.seed)
-    model = DIDNet(**cfg.model_config()).to(device)
+    model = build(cfg.arch, cfg.model_config()).to(device)
     ema = copy.deepcopy(model).eval()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start, branched, new_params = 0, False, None
@@ -116,7 +115,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
     elif cfg.init_from:
         start, branched = _branch_from(Path(cfg.init_from), model, ema, opt, device), True
     elif cfg.init_weights:
-        new_params = _start_from_weights(Path(cfg.init_weights), model, ema)
+        new_params = _start_from_weights(Path(cfg.init_weights), model, ema, cfg.arch)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
     train_set = ClipSet(cfg.train_data)
@@ -148,7 +147,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             cond = model.condition_vector(views)  # the condition sees the whole view, as at inference
             hdr_hat, sdr_hat = model(lq, cond)
-        blend = model.blend_weight(cond.detach())  # the gate of this step's forward ("blend" base)
+        gate = getattr(model, "blend_weight", None)  # the gate of this step's forward ("blend" base)
+        blend = gate(cond.detach()) if gate is not None else None
         l_hdr = F.l1_loss(hdr_hat, hdr)
         loss = cfg.hdr_weight * l_hdr
         l_aux = torch.zeros(())
@@ -182,11 +182,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
         if val_set is not None and (done % cfg.val_every == 0 or done == end):
             v = validate(ema, val_set, device, val_idx)
             emit({"iteration": done, "val": v})
-            save_weights(ema.cpu(), out / f"ema-{done:07d}.safetensors", arch="didnet",
+            save_weights(ema.cpu(), out / f"ema-{done:07d}.safetensors", arch=cfg.arch,
                          extra={"didtv.iteration": str(done)})
             ema.to(device)
     log_file.close()
-    save_weights(ema.cpu(), out / "final.safetensors", arch="didnet", extra={"didtv.iteration": str(end)})
+    save_weights(ema.cpu(), out / "final.safetensors", arch=cfg.arch, extra={"didtv.iteration": str(end)})
     return out
 
 

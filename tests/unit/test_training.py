@@ -274,11 +274,11 @@ def test_every_shipped_config_loads_and_its_starting_point_can_be_made(path):
     """A config that starts from a weights file names one in the repo; one that branches from a
     checkpoint names the one another shipped config writes (its out_dir), so every run can be
     redone from scratch (docs/training.md, "Reproducing the shipped weights")."""
-    from didtv.models.didnet import DIDNet
+    from didtv.models.registry import build
     from didtv.train.config import load_config
 
     cfg = load_config(path)
-    DIDNet(**cfg.model_config())
+    build(cfg.arch, cfg.model_config())
     root = Path(__file__).resolve().parents[2]
     assert not cfg.init_weights or (root / cfg.init_weights).is_file(), cfg.init_weights
     if cfg.init_from:

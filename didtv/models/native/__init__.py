@@ -1,8 +1,10 @@
 """Native CPU kernels, built on first use with the system C compiler and loaded with ctypes.
 
-One kernel so far: the deformable convolution's bilinear sampling (``deform_sample.c``), which
-replaces ``grid_sample`` + mask multiply + dtype cast of :func:`didtv.models.align.deform_conv2d_torch`
-for CPU inference (docs/benchmarks.md, "Fused deformable sampling"). It needs no Python or torch
+Two kernels, in one library: the deformable convolution's bilinear sampling (``deform_sample.c``),
+which replaces ``grid_sample`` + mask multiply + dtype cast of
+:func:`didtv.models.align.deform_conv2d_torch` for CPU inference (docs/benchmarks.md, "Fused
+deformable sampling"), and DIDNet Lite's full-size pass (``lite_expand.c``:
+:meth:`didtv.models.lite.DIDLite.expand` in one pass per pixel). It needs no Python or torch
 headers, so building it takes about a second with ``cc -O3 -march=native``; the shared object is
 cached under ``$XDG_CACHE_HOME/didtv/native`` (default ``~/.cache``), named by a hash of the
 source, the compiler (resolved path and version), the flags and this CPU's feature flags (a cache
@@ -35,6 +37,7 @@ from didtv.models.native import cache
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("deform_sample.c")
+SOURCES = (SOURCE, Path(__file__).with_name("lite_expand.c"))
 # -mprefer-vector-width=512: GCC's -march=native stops at 256-bit vectors on AVX-512 CPUs; the
 # per-pixel loops run 5-10% faster with 512 (AMX Xeon, 2026-12-02). Ignored without AVX-512.
 CFLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-fno-math-errno", "-fno-trapping-math",
@@ -87,7 +90,7 @@ def _build(cc: str, flags: tuple[str, ...], dir_fd: int, directory: str) -> byte
     """Compile into ``directory`` (a private directory, also open as ``dir_fd``) and return the
     library's bytes, read back through the checked directory."""
     name = "compiler-output.so"
-    proc = subprocess.run([cc, *flags, str(SOURCE), "-o", os.path.join(directory, name), "-lm"],
+    proc = subprocess.run([cc, *flags, *map(str, SOURCES), "-o", os.path.join(directory, name), "-lm"],
                           capture_output=True, text=True, timeout=120)
     if proc.returncode:
         raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"{cc} failed")
@@ -104,6 +107,12 @@ def pack_kernel():
     """The loaded ``didtv_pack_groups`` function (the sampling's input layout), or ``None``."""
     lib = _library()
     return None if lib is None else lib.didtv_pack_groups
+
+
+def lite_expand_kernel():
+    """The loaded ``didtv_lite_expand`` function (DIDNet Lite's full-size pass), or ``None``."""
+    lib = _library()
+    return None if lib is None else lib.didtv_lite_expand
 
 
 def forget() -> None:
@@ -134,6 +143,9 @@ def _library():
     lib.didtv_deform_columns.restype = ctypes.c_int
     lib.didtv_pack_groups.argtypes = [ptr, ptr, *([i64] * 6), ctypes.c_int]
     lib.didtv_pack_groups.restype = None
+    lib.didtv_lite_expand.argtypes = [ptr, ptr, ptr, ptr, ptr, ptr, ptr, ctypes.c_int, ptr, ctypes.c_float,
+                                      ptr, i64, i64, i64, ctypes.c_int, ctypes.c_int]
+    lib.didtv_lite_expand.restype = ctypes.c_int
     return lib
 
 
@@ -141,7 +153,7 @@ def build_key(cc: str, flags: tuple[str, ...]) -> str:
     """What a build depends on, hashed: the source, the compiler (resolved path and version), the
     flags and this CPU (``-march=native``). The library's file name (``deform_sample-KEY.so``)."""
     return hashlib.sha256(
-        "\0".join([SOURCE.read_text(), _compiler_identity(cc), *flags, platform.machine(), _cpu_flags()]).encode()
+        "\0".join([*(src.read_text() for src in SOURCES), _compiler_identity(cc), *flags, platform.machine(), _cpu_flags()]).encode()
     ).hexdigest()[:32]
 
 
