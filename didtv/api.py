@@ -67,6 +67,7 @@ class ConvertResult:
     device: str = ""
     precision: str = ""
     stages: StageStats | None = None
+    model_reason: str = ""  # why this model ran: "auto on CPU: ...", or "asked for" (option or preset)
 
 
 def partial_path(dst: Path, suffix: str) -> Path:
@@ -237,9 +238,13 @@ def convert(
     container = container_of(dst)
     # "auto" resolved; the preset's tone targets reach analytic models. Fails before any work
     # when weights are missing or bad.
+    from didtv.models.registry import auto_choice
     from didtv.pipeline.runner import pick_device
 
-    model_name, net = load_preset_model(preset, model, device=str(pick_device(device)))
+    target = str(pick_device(device))
+    model_name, net = load_preset_model(preset, model, device=target)
+    requested = model or preset.model
+    model_reason = auto_choice(target)[1] if requested == "auto" else "asked for"
     runner = Runner(net, device=device, precision=precision, tile=tile, batch=batch_size,
                     motion_guard=motion_guard, torch_compile=torch_compile)
     # Every video packet's pts, in one demux pass: their number is the exact frame count (the
@@ -331,7 +336,7 @@ def convert(
         output=dst, model=model_name, frames=total, fps=info.fps, width=width, height=height,
         light=light, mastering=preset.encode.mastering, seconds=time.monotonic() - t0,
         warnings=warnings, decode_colour=decode_colour(info).describe(),
-        device=str(runner.device), precision=runner.precision, stages=stages,
+        device=str(runner.device), precision=runner.precision, stages=stages, model_reason=model_reason,
     )
 
 

@@ -175,7 +175,7 @@ def _single(src, dst, preset, *, container, overwrite, force, run, quiet) -> Non
     if not quiet:
         click.echo(
             f"{result.output}: {result.frames} frames {result.width}x{result.height} @ "
-            f"{float(result.fps):.3f} fps, model {result.model}, MaxCLL {result.light.max_cll} / "
+            f"{float(result.fps):.3f} fps, model {result.model} ({result.model_reason}), MaxCLL {result.light.max_cll} / "
             f"MaxFALL {result.light.max_fall} cd/m2, {result.seconds:.1f} s")
         if result.stages is not None:
             click.echo(f"  {result.device} {result.precision}: {result.stages.describe()}")

@@ -58,6 +58,17 @@ def test_convert_reports_result_and_progress_lines(tmp_path):
     assert res.exit_code == 0, res.output
     assert "5/5 frames" in res.output  # plain log lines when not on a terminal
     assert "MaxCLL" in res.output
+    assert "model bt2446a (asked for)" in res.output
+
+
+def test_convert_summary_says_which_model_auto_ran_and_why(tmp_path):
+    from didtv.models.registry import auto_choice
+
+    src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=3)
+    res = _run("convert", str(src), str(tmp_path / "out.mkv"), "--device", "cpu", "--x265-preset", "ultrafast")
+    assert res.exit_code == 0, res.output
+    name, reason = auto_choice("cpu")
+    assert reason.startswith("auto on CPU: ") and f"model {name} ({reason})" in res.output
 
 
 @pytest.mark.parametrize(
