@@ -14,8 +14,8 @@ Both outputs are residuals on analytic mappings: the clean SDR on the input cent
 on a base mapping. A network that starts from such a mapping only has to learn the correction,
 which trains far faster. Two bases (hyperparameter ``base``):
 
-- ``"bt2408"``: the BT.2408 display-light mapping (:func:`sdr_to_pq_bt2408`, implemented here in
-  torch: BT.1886 decode with gamma 2.4, SDR white to 203 cd/m2, BT.709 -> BT.2020, PQ encode).
+- ``"bt2408"``: the BT.2408 display-light mapping (:func:`didtv.models.analytic.sdr_to_pq_bt2408`:
+  BT.1886 decode with gamma 2.4, SDR white to 203 cd/m2, BT.709 -> BT.2020, PQ encode).
 - ``"blend"``: ``(1 - w) * BT2408(X_c) + w * BT2446A^-1(X_c)`` with one weight per sample,
   ``w = sigmoid(BLEND_GAIN * Linear(C))``, from the condition vector. BT.2408 puts SDR white at
   203 cd/m2, the BT.2446 Method A inverse (:func:`didtv.models.analytic.bt2446a_inverse_pq`) at
@@ -51,10 +51,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from didtv.color.gamut import BT709_TO_BT2020
-from didtv.color.transfer import REFERENCE_WHITE, pq_inverse_eotf
+from didtv.color.transfer import REFERENCE_WHITE
 from didtv.models.align import TSAF, conv_flops, convs_to_channels_last
-from didtv.models.analytic import bt2446a_inverse_pq
+from didtv.models.analytic import bt2446a_inverse_pq, sdr_to_pq_bt2408
 from didtv.models.condition import ConditionNet2D, ConditionNet3D
 from didtv.models.modulated import DualModulatedConv2d
 from didtv.models.spec import ModelSpec
@@ -99,8 +98,6 @@ TINY_CONFIG: dict[str, Any] = {
     "cond_size": 32,
 }
 
-# BT.709 -> BT.2020 primaries (didtv.color.gamut), as plain floats for written-out multiply-adds.
-_BT709_TO_BT2020 = tuple(tuple(float(v) for v in row) for row in BT709_TO_BT2020)
 SDR_WHITE_CD_M2 = REFERENCE_WHITE
 #: The blend gate's logit is ``BLEND_GAIN * Linear(cond)``: a larger effective learning rate for
 #: the one global knob. Adam moves each weight by about the learning rate per step, and the
@@ -111,22 +108,6 @@ BLEND_GAIN = 300.0
 #: Initial gate logit: w = sigmoid(-3) = 0.047, i.e. start next to the BT.2408 base (where a
 #: network trained on that base left off) with a gradient that is not vanishing.
 BLEND_INIT_LOGIT = -3.0
-
-
-def sdr_to_pq_bt2408(rgb: torch.Tensor, *, white: float = SDR_WHITE_CD_M2) -> torch.Tensor:
-    """BT.2408 display-light mapping of SDR: ``(b, 3, h, w)`` BT.709 R'G'B' -> BT.2020 PQ.
-
-    BT.1886 decode with gamma 2.4 and zero black (``L = white * V**2.4`` cd/m2), the BT.709 ->
-    BT.2020 matrix on linear light, then the ST 2084 inverse EOTF. Computed in float32 (float64
-    stays float64) with autocast off; SDR 1.0 -> PQ 0.5807 for ``white=203``.
-    """
-    dtype = torch.float64 if rgb.dtype == torch.float64 else torch.float32
-    with torch.autocast(device_type=rgb.device.type, enabled=False):
-        v = rgb.to(dtype).clamp(0.0, 1.0)
-        linear = white * v.pow(2.4)
-        r, g, b = linear.unbind(1)  # written out: 9 multiply-adds per pixel, no matmul kernel
-        linear = torch.stack([m0 * r + m1 * g + m2 * b for m0, m1, m2 in _BT709_TO_BT2020], 1).clamp_min(0.0)
-        return pq_inverse_eotf(linear)
 
 
 def clamp01(y: torch.Tensor) -> torch.Tensor:

@@ -40,7 +40,8 @@ from torch import nn
 
 from didtv.models.align import conv_flops, convs_to_channels_last
 from didtv.models.condition import ConditionNet3D
-from didtv.models.didnet import WINDOW, clamp01, sdr_to_pq_bt2408
+from didtv.models.analytic import _BT709_TO_BT2020, sdr_to_pq_bt2408
+from didtv.models.didnet import SDR_WHITE_CD_M2, WINDOW, clamp01
 from didtv.models.modulated import DualModulatedConv2d
 from didtv.models.spec import ModelSpec
 
@@ -181,7 +182,6 @@ class DIDLite(nn.Module):
                        cond: torch.Tensor) -> torch.Tensor:
         """:meth:`expand` and the pixel shuffle before it in one C pass (lite_expand.c)."""
         from didtv.models import native
-        from didtv.models.didnet import _BT709_TO_BT2020, SDR_WHITE_CD_M2
 
         b, _, h, w = centre.shape
         lut = self.lut(cond).contiguous()
