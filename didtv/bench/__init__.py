@@ -35,11 +35,12 @@ PARTS = ("reference", "network", "decode", "encode", "x265", "pipeline")
 #: ``cpu_isa`` -> the environment each part's process starts with: oneDNN (convolutions,
 #: matmuls) and PyTorch's own vectorised kernels capped at that instruction set. x265 needs no
 #: cap: 3.5 uses AVX2 at most unless ``asm=avx512`` is given (its "using cpu capabilities" line
-#: on an AVX-512 EPYC ends at AVX2). Not capped: didtv's native deformable-sampling kernel
-#: (built with ``-march=native``), so a DIDNet with a DCN runs that part at the host's ISA.
-CPU_ISAS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
+#: on an AVX-512 EPYC ends at AVX2). didtv's native kernels (the DCN's sampling, Lite's full-size
+#: pass) are built for x86-64-v3 (AVX2, FMA) instead of ``-march=native``.
+CPU_ISAS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+                     "DIDTV_NATIVE_MARCH": "x86-64-v3"}}
 #: Environment variables that change which CPU kernels run; :func:`machine` records those set.
-ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA", "DIDTV_NATIVE",
+ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA", "DIDTV_NATIVE", "DIDTV_NATIVE_MARCH",
            "OMP_NUM_THREADS")
 #: The size the issue's cost targets are counted at (as ``didtv models`` does).
 SIZE_1080P = (1920, 1080)

@@ -138,7 +138,8 @@ def test_emulating_a_small_avx2_cpu(monkeypatch):
     assert net["cpu_capability"] == "AVX2" and net["cpus"] == 1 and net["precision"] == "fp32"
     assert net["device"] == "cpu" and report["threads"] == 1
     assert report["machine"]["emulated"] == {"cpu_isa": "avx2", "cores": 1, "precision": "fp32",
-                                             "env": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
+                                             "env": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+                                                     "DIDTV_NATIVE_MARCH": "x86-64-v3"}}
     assert not any(k in os.environ for k in ISA_ENV)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # set by hand instead: recorded too
     assert machine()["env"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}

@@ -141,3 +141,29 @@ def test_auto_picks_per_device(monkeypatch):
     assert registry.auto_choice("cuda")[0] == "tiny"
     present["tiny"] = False
     assert registry.auto_choice("cuda")[0] == "bt2408"
+
+
+def test_native_march_override_changes_the_flags(monkeypatch):
+    monkeypatch.delenv("DIDTV_NATIVE_MARCH", raising=False)
+    assert native.cflags() == native.CFLAGS
+    monkeypatch.setenv("DIDTV_NATIVE_MARCH", "x86-64-v3")
+    flags = native.cflags()
+    assert "-march=x86-64-v3" in flags and "-march=native" not in flags
+    assert "-mprefer-vector-width=512" not in flags
+
+
+@needs_kernel
+def test_an_avx2_build_of_the_fused_pass_gives_the_same_numbers(monkeypatch):
+    m = _perturbed(seed=6)
+    x = _frames(b=1, h=16, w=24, seed=7)
+    with torch.inference_mode():
+        ref, _ = m(x)
+        monkeypatch.setenv("DIDTV_NATIVE_MARCH", "x86-64-v3")
+        native.forget()
+        try:
+            assert native.lite_expand_kernel() is not None
+            out, _ = m(x)
+        finally:
+            monkeypatch.delenv("DIDTV_NATIVE_MARCH")
+            native.forget()
+    assert (out - ref).abs().max().item() * 1023 < 0.01

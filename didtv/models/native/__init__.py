@@ -42,6 +42,17 @@ SOURCES = (SOURCE, Path(__file__).with_name("lite_expand.c"))
 # per-pixel loops run 5-10% faster with 512 (AMX Xeon, 2026-12-02). Ignored without AVX-512.
 CFLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-fno-math-errno", "-fno-trapping-math",
           "-fPIC", "-shared", "-fopenmp")
+
+
+def cflags() -> tuple[str, ...]:
+    """CFLAGS, with ``-march=$DIDTV_NATIVE_MARCH`` instead of ``-march=native`` when that is set
+    (``didtv bench --cpu-isa avx2`` sets ``x86-64-v3``: an AVX2 CPU's build on a bigger one)."""
+    march = os.environ.get("DIDTV_NATIVE_MARCH", "").strip()
+    if not march:
+        return CFLAGS
+    return tuple(f"-march={march}" if f == "-march=native" else f for f in CFLAGS if f != "-mprefer-vector-width=512")
+
+
 #: Added to CFLAGS, builds the plain-C kernel even on an AVX-512 CPU (tests compare the two).
 GENERIC_CFLAGS = ("-DDIDTV_GENERIC",)
 
@@ -129,7 +140,7 @@ def _library():
         log.info("no C compiler found: deformable sampling uses the PyTorch path")
         return None
     try:
-        lib = _load_or_build(cc, CFLAGS)
+        lib = _load_or_build(cc, cflags())
     except OSError as exc:
         log.info("native deformable sampling unavailable: %s", exc)
         return None
