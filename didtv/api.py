@@ -13,7 +13,7 @@ The first three run concurrently, joined by bounded queues (didtv.pipeline.stage
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import os
 import time
@@ -24,6 +24,8 @@ from typing import Callable
 
 from didtv.color.hdr10 import ContentLightLevel, MasteringDisplay
 from didtv.errors import FFmpegError, OutputError, ProbeError, UnsupportedInputError
+from didtv.identity import (IDENTITY_TAG, IDENTITY_VERSION, conversion_identity,  # noqa: F401 (API)
+                            conversion_options, file_fingerprint)
 from didtv.io.ffmpeg import check_ffmpeg
 from didtv.io.probe import VideoInfo, count_frames, probe
 from didtv.pipeline.stages import StageStats
@@ -39,14 +41,19 @@ class Progress:
     elapsed: float  # seconds since the first frame was requested
     #: Per-stage throughput so far (decode, model, encode) and the bottleneck; None at the start.
     stages: StageStats | None = None
+    #: Chunked conversions (didtv.chunks): chunks finished and in all; None for one pass.
+    chunks_done: int | None = None
+    chunks_total: int | None = None
+    frames_resumed: int = 0  # frames of chunks finished by an earlier, interrupted run
 
     @property
     def fps(self) -> float:
-        return self.frames_done / self.elapsed if self.elapsed > 0 else 0.0
+        done = self.frames_done - self.frames_resumed  # converted by this run
+        return done / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
     def eta(self) -> float | None:
-        if self.frames_done == 0 or self.fps == 0:
+        if self.frames_done <= self.frames_resumed or self.fps == 0:
             return None
         return (self.frames_total - self.frames_done) / self.fps
 
@@ -125,58 +132,6 @@ def check_input(info: VideoInfo, *, force: bool = False) -> None:
             f"needs at least {MIN_ENCODE_SIZE}x{MIN_ENCODE_SIZE} pixels")
 
 
-# ---------------------------------------------------------------------------------------------
-# What an output records about how it was made (batch resumption, docs/batch.md)
-
-#: Global tag holding :func:`conversion_identity` as JSON, in MKV and MP4 outputs.
-IDENTITY_TAG = "DIDTV"
-IDENTITY_VERSION = 1
-_SAMPLE = 1 << 20  # bytes hashed at the start, middle and end of a file
-
-
-def file_fingerprint(path: str | os.PathLike) -> str:
-    """``"SIZE:SHA256"`` over the size and up to three 1 MiB samples (start, middle, end).
-
-    Cheap on any file size and independent of path and mtime (a copied library still matches);
-    an edit that keeps the size and all three samples is not noticed.
-    """
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        for offset in sorted({0, max(0, size // 2 - _SAMPLE // 2), max(0, size - _SAMPLE)}):
-            f.seek(offset)
-            h.update(f.read(_SAMPLE))
-    return f"{size}:{h.hexdigest()}"
-
-
-def conversion_options(preset: Preset, model_name: str, fps: Fraction) -> dict:
-    """Everything that changes the pixels or metadata of an output, as a JSON-ready dict: the
-    resolved model (plus a fingerprint of its weights file when it is a path), the encoder
-    settings at ``fps``, tone targets and output size. Not didtv's version, device or paths."""
-    enc = preset.encode_for(fps) if hasattr(preset, "encode_for") else preset.encode
-    options: dict = {
-        "model": model_name,
-        "crf": None if enc.lossless else enc.crf,
-        "x265_preset": enc.preset,
-        "lossless": enc.lossless,
-        "x265_params": list(enc.x265_params),
-        "mastering": enc.mastering.x265(),
-    }
-    tone = getattr(preset, "tone", None)
-    if tone is not None:
-        options["tone"] = {"diffuse_white": tone.diffuse_white, "peak": tone.peak}
-    options["max_height"] = getattr(preset, "max_height", None)
-    if str(model_name).endswith(".safetensors") and os.path.isfile(model_name):
-        options["weights"] = file_fingerprint(model_name)
-    return options
-
-
-def conversion_identity(src: str | os.PathLike, options: dict, frames: int) -> dict:
-    """The DIDTV tag: which source (fingerprint, frame count) and options made an output."""
-    return {"v": IDENTITY_VERSION, "source": file_fingerprint(src), "frames": frames,
-            "options": options}
-
-
 def _write_error(exc: FFmpegError, dst: Path) -> Exception:
     """A tool's failure that is really the output's fault -> OutputError (one line)."""
     text = str(exc)
@@ -203,6 +158,8 @@ def convert(
     batch_size: int | None = None,
     motion_guard: bool | None = None,
     torch_compile: bool = False,
+    chunks: str | float | None = "auto",
+    keep_work: bool | str = False,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> ConvertResult:
     """Convert one SDR video to HDR10.
@@ -218,14 +175,19 @@ def convert(
     error or interrupt, at any stage, the FFmpeg / mkvtoolnix processes are ended first
     (:meth:`~didtv.io.ffmpeg.Child.stop`), then the temporary files are removed; ``dst`` is
     untouched.
+
+    ``chunks``: ``"auto"`` (chunks of 60 s for videos longer than 5 min), ``"off"``/None (one
+    pass) or a chunk length in seconds (didtv.chunks): chunks are converted one after the other
+    into a hidden work folder next to ``dst`` and joined; a conversion that was stopped resumes
+    from its finished chunks. The folder is removed on success and on an error, kept after
+    KeyboardInterrupt; ``keep_work``: True keeps it always, ``"on-failure"`` on an error too.
     """
     import torch  # noqa: F401  (imported here: `import didtv` stays light)
 
-    from didtv.io.decode import (FrameReader, decode_colour, even_size, fit_height, frame_timestamps,
-                                 retime_plan, tool_safe_path)
-    from didtv.io.encode import HDR10Writer, container_of, measure_written, remux_mp4, write_container_hdr10
+    from didtv.chunks import chunk_seconds
+    from didtv.io.decode import decode_colour, even_size, fit_height, frame_timestamps, retime_plan, tool_safe_path
+    from didtv.io.encode import container_of, measure_written, remux_mp4, write_container_hdr10
     from didtv.pipeline.runner import Runner
-    from didtv.pipeline.stages import run_stages
 
     t0 = time.monotonic()
     src, dst = Path(src), Path(dst)
@@ -245,12 +207,19 @@ def convert(
     model_name, net = load_preset_model(preset, model, device=target)
     requested = model or preset.model
     model_reason = auto_choice(target)[1] if requested == "auto" else "asked for"
-    runner = Runner(net, device=device, precision=precision, tile=tile, batch=batch_size,
-                    motion_guard=motion_guard, torch_compile=torch_compile)
     # Every video packet's pts, in one demux pass: their number is the exact frame count (the
     # same as `ffprobe -count_packets`), their spacing tells whether to re-time (VFR).
     pts, time_base, ts_start = frame_timestamps(info)
     total = len(pts)
+    warnings: list[str] = []
+    seconds = chunk_seconds(chunks, total, info.fps)
+    if seconds is not None and (None in pts or len(set(pts)) != total):
+        seconds = None  # chunks are cut by timestamp
+        warnings.append("converted in one pass, not in chunks: the video's timestamps are missing or repeated")
+    if seconds is not None:  # its shot condition is carried over chunk boundaries
+        from didtv.chunks.shot import ChunkRunner as Runner  # noqa: F811
+    runner = Runner(net, device=device, precision=precision, tile=tile, batch=batch_size,
+                    motion_guard=motion_guard, torch_compile=torch_compile)
     if total == 0:
         raise ProbeError(f"{src}: the video stream holds no frames")
     if info.frame_count is not None and info.frame_count > total and "mp4" in info.container:
@@ -268,76 +237,110 @@ def convert(
     tmp_mp4 = partial_path(dst, ".mp4")
     tmp_vfr = partial_path(dst, ".vfr.mkv")
     tmp_ts = partial_path(dst, ".timestamps.txt")
-    warnings: list[str] = _input_notes(info, (width, height))
-    try:
-        with FrameReader(info, (width, height)) as reader:
-            writer = HDR10Writer(tmp_mkv, width=width, height=height, fps=info.fps,
-                                 settings=preset.encode_for(info.fps), source=info,
-                                 metadata={IDENTITY_TAG: json.dumps(identity, sort_keys=True)},
-                                 peak=preset.encode.mastering.max_luminance)
-            try:
-                start = time.monotonic()
-                report = None
-                if on_progress:
-                    on_progress(Progress(0, total, 0.0))
-
-                    def report(stats: StageStats) -> None:  # frames through the model
-                        on_progress(Progress(stats.clocks["model"].frames, total, time.monotonic() - start, stats))
-                loop_start = time.perf_counter()
-
-                def abort() -> None:  # ends both processes; their threads then end too
-                    writer.abort()
-                    reader.stop()
-                stages = run_stages(reader, runner.process, writer.write,
-                                    depth=queue_depth(reader.frame_bytes), on_frame=report, abort=abort)
-                writer.close()  # x265 finishing the stream: interruptible as well
-            except BaseException:
-                writer.abort()
+    warnings += _input_notes(info, (width, height))
+    metadata = {IDENTITY_TAG: json.dumps(identity, sort_keys=True)}
+    work_ctx = contextlib.nullcontext()
+    if seconds is not None:
+        from didtv.chunks.run import ChunkJob, chunk_work, encode_chunked
+        work_ctx = chunk_work(dst, keep_work)
+    with work_ctx as work:
+        try:
+            if work is None:
+                stages = _one_pass(info, (width, height), preset, runner, tmp_mkv, metadata, total, on_progress)
+            else:
+                job = ChunkJob(info, (width, height), preset.encode_for(info.fps),
+                               preset.encode.mastering.max_luminance, sorted(pts), time_base, ts_start)
+                stages = encode_chunked(job, dst=dst, work=work, runner=runner, seconds=seconds,
+                                        what=identity, out_mkv=tmp_mkv, metadata=metadata,
+                                        report=_chunk_reporter(on_progress, total))
+            # -- after the frame loop: timing, verification, metadata, container (issue 5) --
+            encoded = _retime_if_needed(retime_plan(pts, time_base, ts_start, info.fps), tmp_mkv,
+                                        tmp_vfr, tmp_ts, warnings)
+            light, written = measure_written(encoded)
+            if written != total:
+                raise FFmpegError(f"the encoded file holds {written} frames instead of {total}")
+            write_container_hdr10(encoded, preset.encode.mastering, light)
+            final = encoded
+            if container == ".mp4":
+                warnings += remux_mp4(encoded, tmp_mp4, info)
+                final = tmp_mp4
+            # The remuxed MP4 is checked once more: FFmpeg 5.1 can exit 0 with a truncated file.
+            if final is tmp_mp4 and count_frames(tool_safe_path(final)) != total:
+                raise OutputError(f"cannot write {dst}: the finished file does not hold {total} frames")
+            if dst.exists() and not overwrite:
+                raise OutputError(f"output {dst} appeared while converting", hint="pass --overwrite to replace it")
+            os.replace(final, dst)
+        except OSError as exc:
+            raise OutputError(f"cannot write {dst}: {exc.strerror or exc}") from exc
+        except FFmpegError as exc:
+            raise _write_error(exc, dst) from exc
+        except OutputError as exc:  # name the output, not its hidden temporary file
+            msg = str(exc)
+            for tmp in (tmp_mkv, tmp_mp4, tmp_vfr):
+                msg = msg.replace(str(tmp), str(dst))
+            if msg == str(exc):
                 raise
-            stages.wall = time.perf_counter() - loop_start  # up to x265's finished file
-        if reader.frames_read != total or writer.frames_written != total:
-            raise FFmpegError(f"decoded {reader.frames_read} and wrote {writer.frames_written} frames, "
-                              f"but {src} has {total}: the input is damaged")
-        # -- after the frame loop: timing, verification, metadata, container (issue 5) --
-        encoded = _retime_if_needed(retime_plan(pts, time_base, ts_start, info.fps), tmp_mkv,
-                                    tmp_vfr, tmp_ts, warnings)
-        light, written = measure_written(encoded)
-        if written != total:
-            raise FFmpegError(f"the encoded file holds {written} frames instead of {total}")
-        write_container_hdr10(encoded, preset.encode.mastering, light)
-        final = encoded
-        if container == ".mp4":
-            warnings += remux_mp4(encoded, tmp_mp4, info)
-            final = tmp_mp4
-        # The remuxed MP4 is checked once more: FFmpeg 5.1 can exit 0 with a truncated file.
-        if final is tmp_mp4 and count_frames(tool_safe_path(final)) != total:
-            raise OutputError(f"cannot write {dst}: the finished file does not hold {total} frames")
-        if dst.exists() and not overwrite:
-            raise OutputError(f"output {dst} appeared while converting", hint="pass --overwrite to replace it")
-        os.replace(final, dst)
-    except OSError as exc:
-        raise OutputError(f"cannot write {dst}: {exc.strerror or exc}") from exc
-    except FFmpegError as exc:
-        raise _write_error(exc, dst) from exc
-    except OutputError as exc:  # name the output, not its hidden temporary file
-        msg = str(exc)
-        for tmp in (tmp_mkv, tmp_mp4, tmp_vfr):
-            msg = msg.replace(str(tmp), str(dst))
-        if msg == str(exc):
-            raise
-        raise OutputError(msg, hint=exc.hint) from exc
-    finally:
-        for p in (tmp_mkv, tmp_mp4, tmp_vfr, tmp_ts):
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
+            raise OutputError(msg, hint=exc.hint) from exc
+        finally:
+            for p in (tmp_mkv, tmp_mp4, tmp_vfr, tmp_ts):
+                try:
+                    p.unlink()
+                except FileNotFoundError:
+                    pass
     return ConvertResult(
         output=dst, model=model_name, frames=total, fps=info.fps, width=width, height=height,
         light=light, mastering=preset.encode.mastering, seconds=time.monotonic() - t0,
         warnings=warnings, decode_colour=decode_colour(info).describe(),
         device=str(runner.device), precision=runner.precision, stages=stages, model_reason=model_reason,
     )
+
+
+def _one_pass(info: VideoInfo, size: tuple[int, int], preset: Preset, runner, tmp_mkv: Path,
+              metadata: dict, total: int, on_progress) -> StageStats:
+    """The frame loop of a one-pass conversion: decode -> model -> x265 into ``tmp_mkv``."""
+    from didtv.io.decode import FrameReader
+    from didtv.io.encode import HDR10Writer
+    from didtv.pipeline.stages import run_stages
+
+    with FrameReader(info, size) as reader:
+        writer = HDR10Writer(tmp_mkv, width=size[0], height=size[1], fps=info.fps,
+                             settings=preset.encode_for(info.fps), source=info, metadata=metadata,
+                             peak=preset.encode.mastering.max_luminance)
+        try:
+            start = time.monotonic()
+            report = None
+            if on_progress:
+                on_progress(Progress(0, total, 0.0))
+
+                def report(stats: StageStats) -> None:  # frames through the model
+                    on_progress(Progress(stats.clocks["model"].frames, total, time.monotonic() - start, stats))
+            loop_start = time.perf_counter()
+
+            def abort() -> None:  # ends both processes; their threads then end too
+                writer.abort()
+                reader.stop()
+            stages = run_stages(reader, runner.process, writer.write,
+                                depth=queue_depth(reader.frame_bytes), on_frame=report, abort=abort)
+            writer.close()  # x265 finishing the stream: interruptible as well
+        except BaseException:
+            writer.abort()
+            raise
+        stages.wall = time.perf_counter() - loop_start  # up to x265's finished file
+    if reader.frames_read != total or writer.frames_written != total:
+        raise FFmpegError(f"decoded {reader.frames_read} and wrote {writer.frames_written} frames, "
+                          f"but {info.path} has {total}: the input is damaged")
+    return stages
+
+
+def _chunk_reporter(on_progress, total: int):
+    """didtv.chunks.run's progress calls -> :class:`Progress` (None without ``on_progress``)."""
+    if on_progress is None:
+        return None
+    start = time.monotonic()
+
+    def report(done: int, resumed: int, chunks_done: int, chunks_total: int, stats) -> None:
+        on_progress(Progress(done, total, time.monotonic() - start, stats, chunks_done, chunks_total, resumed))
+    return report
 
 
 def queue_depth(frame_bytes: int, budget: int = 256 << 20) -> int:

@@ -17,6 +17,7 @@ import click
 
 from didtv.cli.common import handle_errors
 from didtv.cli.signals import EXIT_TERMINATED, exit_now, interrupt_exit_code, signals_as_interrupts
+from didtv.errors import UsageError
 
 #: Exit status of a batch in which at least one file failed.
 EXIT_SOME_FAILED = 1
@@ -32,13 +33,13 @@ def _progress_renderer(quiet: bool):
 
         bar = Progress(TextColumn("[bold]converting"), BarColumn(), MofNCompleteColumn(),
                        TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn(),
-                       TextColumn("{task.fields[stages]}"),
+                       TextColumn("{task.fields[chunks]}{task.fields[stages]}"),
                        console=Console(stderr=True), transient=True)
-        task = bar.add_task("convert", total=None, fps=0.0, stages="")
+        task = bar.add_task("convert", total=None, fps=0.0, stages="", chunks="")
 
         def update(p) -> None:
             bar.update(task, total=p.frames_total, completed=p.frames_done, fps=p.fps,
-                       stages=p.stages.describe() if p.stages else "")
+                       stages=p.stages.describe() if p.stages else "", chunks=_chunks_text(p))
 
         return bar, update
 
@@ -51,9 +52,18 @@ def _progress_renderer(quiet: bool):
             if p.frames_done != state["last"]:
                 state["last"] = p.frames_done
                 stages = f" ({p.stages.describe()})" if p.stages else ""
-                click.echo(f"didtv: {p.frames_done}/{p.frames_total} frames, {p.fps:.1f} fps{stages}", err=True)
+                eta = f", ETA {_fmt_seconds(p.eta)}" if p.chunks_total else ""
+                click.echo(f"didtv: {p.frames_done}/{p.frames_total} frames, {_chunks_text(p)}"
+                           f"{p.fps:.1f} fps{eta}{stages}", err=True)
 
     return contextlib.nullcontext(), log
+
+
+def _chunks_text(p) -> str:
+    """``chunks 3/12 · `` for a chunked conversion, else nothing."""
+    if not p.chunks_total:
+        return ""
+    return f"chunks {p.chunks_done}/{p.chunks_total} · "
 
 
 @click.command("convert")
@@ -79,6 +89,12 @@ def _progress_renderer(quiet: bool):
 @click.option("--compile", "torch_compile", is_flag=True,
               help="Learned models: run the network through torch.compile (the first window waits "
                    "20-40 s for it on CPU), then 1.4-2x faster on CPU; see docs/benchmarks.md.")
+@click.option("--chunks", default="auto", show_default=True,
+              help="Convert a single file in chunks of at most this many seconds (split at hard cuts), "
+                   "resumable after an interruption; 'off' for one pass; 'auto': 60 s chunks for videos "
+                   "longer than 5 minutes.")
+@click.option("--keep-work", is_flag=True,
+              help="Keep the chunks' work folder (.OUT.didtv-work) after success or failure.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every FFmpeg/mkvtoolnix command line as it starts.")
 @click.option("--recursive", "-r", is_flag=True, default=None, help="Folders: include subfolders (mirrored in DST).")
@@ -91,7 +107,7 @@ def _progress_renderer(quiet: bool):
               help="Folders: how existing outputs are checked before being skipped. Default: quick.")
 @handle_errors
 def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, force, device, precision,
-            tile, batch_size, motion_guard, torch_compile, quiet, verbose, recursive, container, jobs, report_path, verify):
+            tile, batch_size, motion_guard, torch_compile, chunks, keep_work, quiet, verbose, recursive, container, jobs, report_path, verify):
     """Convert SRC (8- or 10-bit BT.709 SDR) to DST (.mkv or .mp4): 10-bit BT.2020 PQ HEVC with
     HDR10 metadata (mastering display; MaxCLL/MaxFALL measured from the written frames).
 
@@ -119,6 +135,14 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
                                        ("verify", verify)) if v is not None]
         if given:
             raise click.UsageError(f"{', '.join(given)} only apply when SRC is a folder")
+    elif chunks != "auto" or keep_work:
+        raise click.UsageError("--chunks and --keep-work apply to a single file (folders: auto)")
+    from didtv.chunks import parse_chunks
+
+    try:
+        chunks = parse_chunks(chunks)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc), param_hint="--chunks") from None
         if container is not None and not os.path.isdir(dst):
             raise click.UsageError("--container applies when SRC or DST is a folder "
                                    "(otherwise DST's extension decides)")
@@ -138,9 +162,13 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
                        quiet=quiet, report_path=report_path, verify=verify or "quick")
             else:
                 _single(src, dst, chosen, container=container, overwrite=overwrite, force=force,
-                        run=run, quiet=quiet)
+                        run=run, quiet=quiet, chunks=chunks, keep_work=keep_work)
         except Exception as exc:
             if sig["signal"] is None and sig["seen"] is None:
+                if not batch and not keep_work:  # an error, not an interrupt: no chunks kept
+                    from didtv.chunks.work import remove_work
+
+                    remove_work(_single_output(src, dst, container))
                 raise
             # A child that died of the same Ctrl-C (a terminal signals the whole process group)
             # can fail a stage before the signal reaches Python: still an interrupt, not an error.
@@ -156,19 +184,31 @@ def _interrupted(sig: dict, exc: BaseException, dst, report_path, quiet: bool) -
     if isinstance(exc, BatchInterrupted):
         _summary(exc.report, quiet=quiet, report_path=_report_path(dst, report_path))
     code = interrupt_exit_code(sig, exc)
+    from didtv.chunks.work import work_dir
+
+    kept = work_dir(dst)
+    kept = f"; finished chunks kept in {kept}: run the same command to resume" if kept.is_dir() else ""
     click.echo(f"didtv: {'terminated' if code == EXIT_TERMINATED else 'interrupted'}; "
-               "temporary files removed", err=True)
+               f"temporary files removed{kept}", err=True)
     exit_now(code, sig)
 
 
-def _single(src, dst, preset, *, container, overwrite, force, run, quiet) -> None:
+def _single_output(src, dst, container) -> str:
+    if os.path.isdir(dst):  # DST a folder: SRC's name with the container's extension
+        return os.path.join(dst, os.path.splitext(os.path.basename(src))[0] + f".{container or 'mkv'}")
+    return dst
+
+
+def _single(src, dst, preset, *, container, overwrite, force, run, quiet, chunks, keep_work) -> None:
     from didtv.api import convert
 
-    if os.path.isdir(dst):  # DST a folder: SRC's name with the container's extension
-        dst = os.path.join(dst, os.path.splitext(os.path.basename(src))[0] + f".{container or 'mkv'}")
+    dst = _single_output(src, dst, container)
     ctx, callback = _progress_renderer(quiet)
     with ctx:
+        # Chunks are kept on an error too: the caller tells an error from a Ctrl-C (whose
+        # children can fail a stage first) and removes them on a real error.
         result = convert(src, dst, preset=preset, overwrite=overwrite, force=force, **run,
+                         chunks=chunks, keep_work=True if keep_work else "on-failure",
                          on_progress=callback)
     for w in result.warnings:
         click.echo(f"didtv: warning: {w}", err=True)

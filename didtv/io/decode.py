@@ -197,14 +197,34 @@ def fit_height(width: int, height: int, max_height: int | None) -> tuple[int, in
     return new_w, new_h
 
 
-def decode_argv(info: VideoInfo, size: tuple[int, int] | None = None) -> list[str]:
+@dataclass(frozen=True)
+class Span:
+    """A run of frames to decode, by presentation timestamp in the stream's time base: from
+    ``start_pts`` (included) to ``end_pts`` (excluded; None: to the end). ``seek``: seconds
+    (from the file's start time) to jump to first, at or before the span's first frame; the
+    demuxer lands on the keyframe at or before it (``-noaccurate_seek``) and ``trim`` on the
+    untouched timestamps (``-copyts``) picks the span, frame-exactly. Deinterlacing runs before
+    the trim, so the frames are the same as those of a whole-file decode (didtv.chunks)."""
+
+    start_pts: int
+    end_pts: int | None = None
+    seek: float | None = None
+
+
+def decode_argv(info: VideoInfo, size: tuple[int, int] | None = None, span: Span | None = None) -> list[str]:
     """The ffmpeg command that writes the first video stream as planar float RGB to stdout.
 
     ``size`` = (width, height) resizes in the same zscale step (spline36), after FFmpeg's
-    auto-rotation; ``None`` keeps the display size.
+    auto-rotation; ``None`` keeps the display size. ``span``: only those frames (:class:`Span`).
     """
     colour = decode_colour(info)
     input_opts, pre = prefilters(info)
+    if span is not None:
+        if span.seek is not None and span.seek > 0:
+            input_opts.update(ss=f"{span.seek:.6f}", noaccurate_seek=None)
+        input_opts["copyts"] = None
+        end = "" if span.end_pts is None else f":end_pts={int(span.end_pts)}"
+        pre = pre + [f"trim=start_pts={int(span.start_pts)}{end}"]
     resize = ""
     if size is not None and tuple(size) != even_size(info.display_width, info.display_height):
         resize = f"w={int(size[0])}:h={int(size[1])}:f=spline36:"
@@ -229,14 +249,16 @@ class FrameReader:
     Yields float32 arrays ``(3, h, w)``: BT.709 (or the input's) R'G'B' in [0, 1], in
     display orientation (FFmpeg applies rotation, so ``h, w`` are ``info.display_*``), or
     resized to ``size`` = (width, height) when given (see :func:`fit_height`); odd display
-    sizes are padded to even (:func:`even_size`, :func:`prefilters`).
-    A short read, a non-zero FFmpeg exit or any decode error message raises FFmpegError; it
+    sizes are padded to even (:func:`even_size`, :func:`prefilters`); ``span``: only those
+    frames (:class:`Span`). A short read, a non-zero FFmpeg exit or any decode error message raises FFmpegError; it
     never ends early silently.
     Use as a context manager so the child is always reaped.
     """
 
-    def __init__(self, info: VideoInfo, size: tuple[int, int] | None = None) -> None:
+    def __init__(self, info: VideoInfo, size: tuple[int, int] | None = None,
+                 span: Span | None = None) -> None:
         self.info = info
+        self.span = span
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.width, self.height = self.size or even_size(info.display_width, info.display_height)
         self.frame_bytes = 3 * self.width * self.height * 4
@@ -244,7 +266,7 @@ class FrameReader:
         self._child: Child | None = None
 
     def __enter__(self) -> "FrameReader":
-        self._child = spawn(decode_argv(self.info, self.size), stdout=subprocess.PIPE)
+        self._child = spawn(decode_argv(self.info, self.size, self.span), stdout=subprocess.PIPE)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -132,15 +132,7 @@ def encode_argv(dst: Path, *, width: int, height: int, fps: Fraction, settings: 
             "-framerate", _fps_arg(fps), "-i", "pipe:0"]
     if source is not None:
         argv += ["-i", tool_safe_path(source.path)]
-    argv += ["-map", "0:v:0"]
-    if source is not None:
-        argv += ["-map", "1:a?", "-map", "1:s?", "-map", "1:t?",
-                 "-map_metadata", "1", "-map_chapters", "1", "-c:a", "copy", "-c:s", "copy", "-c:t", "copy"]
-        for k, sub in enumerate(source.subtitles):
-            if sub.codec == "mov_text":  # MP4's text format is not allowed in Matroska
-                argv += [f"-c:s:{k}", "srt"]
-    for key, value in (metadata or {}).items():
-        argv += ["-metadata", f"{key}={value}"]
+    argv += _source_args(source, metadata)
     argv += [
         "-vf", ("zscale=rin=full:m=2020_ncl:r=limited:c=left,format=yuv420p10le,"
                 "setparams=color_primaries=bt2020:color_trc=smpte2084:colorspace=bt2020nc:range=tv"),
@@ -154,6 +146,52 @@ def encode_argv(dst: Path, *, width: int, height: int, fps: Fraction, settings: 
     argv += ["-x265-params", x265_params, *COLOUR_TAGS,
              "-metadata:s:v:0", "title=", "-f", "matroska", tool_safe_path(dst)]
     return argv
+
+
+def _source_args(source: VideoInfo | None, metadata: Mapping[str, str] | None) -> list[str]:
+    """Maps for an ffmpeg whose input 0 is the video and input 1 ``source``: the video, then
+    the source's audio, subtitles, attachments, chapters and tags, stream-copied; ``metadata``
+    as global tags after the source's."""
+    argv = ["-map", "0:v:0"]
+    if source is not None:
+        argv += ["-map", "1:a?", "-map", "1:s?", "-map", "1:t?",
+                 "-map_metadata", "1", "-map_chapters", "1", "-c:a", "copy", "-c:s", "copy", "-c:t", "copy"]
+        for k, sub in enumerate(source.subtitles):
+            if sub.codec == "mov_text":  # MP4's text format is not allowed in Matroska
+                argv += [f"-c:s:{k}", "srt"]
+    for key, value in (metadata or {}).items():
+        argv += ["-metadata", f"{key}={value}"]
+    return argv
+
+
+def mux_source_streams(video: Path, dst: Path, source: VideoInfo | None,
+                       metadata: Mapping[str, str] | None = None) -> None:
+    """``video`` (an MKV of the encoded video only) + ``source``'s other streams, chapters and
+    tags -> the MKV ``dst``, as :func:`encode_argv` maps them in one pass (the video copied)."""
+    argv = [tool_path("ffmpeg"), *FFMPEG_FLAGS, "-y", "-i", tool_safe_path(video)]
+    if source is not None:
+        argv += ["-i", tool_safe_path(source.path)]
+    argv += [*_source_args(source, metadata), "-c:v", "copy", *COLOUR_TAGS,
+             "-metadata:s:v:0", "title=", "-f", "matroska", tool_safe_path(dst)]
+    run_strict(argv, "muxing the source's streams", dst)
+
+
+def cfr_timestamps_ms(frames: int, fps: Fraction) -> list[int]:
+    """The millisecond timestamps FFmpeg's Matroska muxer gives frames at the constant ``fps``
+    (``i / fps`` rounded to the nearest ms, halves up, as av_rescale_q does)."""
+    return [int(Fraction(1000 * i) / fps + Fraction(1, 2)) for i in range(frames)]
+
+
+def join_mkv(parts: Sequence[Path], out_path: Path, timestamps_ms: Sequence[float], ts_file: Path) -> None:
+    """Append the video-only MKVs ``parts`` into ``out_path`` (``mkvmerge a + b + ...``), frame
+    after frame, with these timestamps (ms, one per frame of all parts): appending alone would
+    offset each part by its rounded duration (1 ms off per part)."""
+    if not parts:
+        raise ValueError("nothing to join")
+    argv: list[str] = []
+    for k, part in enumerate(parts):
+        argv += ([] if k == 0 else ["+"]) + [tool_safe_path(part)]
+    _mkvmerge(argv, out_path, timestamps_ms, ts_file, "mkvmerge (joining chunks)")
 
 
 class HDR10Writer:
@@ -305,17 +343,23 @@ def retime_mkv(mkv_path: Path, out_path: Path, timestamps_ms: Sequence[float], t
     frame, in order), writing ``out_path``; ``ts_file`` is where the timestamps v2 file goes
     (the caller removes it). Other tracks, chapters, tags and attachments are kept by mkvmerge;
     the video track is track 0 (the encode maps it first)."""
+    _mkvmerge([tool_safe_path(mkv_path)], out_path, timestamps_ms, ts_file,
+              "mkvmerge (variable frame rate timestamps)")
+
+
+def _mkvmerge(inputs: Sequence[str], out_path: Path, timestamps_ms: Sequence[float], ts_file: Path,
+              what: str) -> None:
+    """mkvmerge ``inputs`` -> ``out_path`` with track 0 of the first input re-timed."""
     lines = ["# timestamp format v2"] + [f"{t:.6f}".rstrip("0").rstrip(".") for t in timestamps_ms]
     Path(ts_file).write_text("\n".join(lines) + "\n", encoding="ascii")
     argv = [tool_path("mkvmerge"), "--quiet", "--output", tool_safe_path(out_path),
-            "--timestamps", f"0:{tool_safe_path(ts_file)}", tool_safe_path(mkv_path)]
+            "--timestamps", f"0:{tool_safe_path(ts_file)}", *inputs]
     with spawn(argv, stdout=subprocess.PIPE) as child:  # stopped on any exception
         out = child.proc.stdout.read().decode("utf-8", "replace")
         rc = child.proc.wait()
     # mkvmerge: 0 = fine, 1 = warnings (the file is written), 2 = error; it reports on stdout.
     if rc not in (0, 1):
-        raise write_failure("mkvmerge (variable frame rate timestamps)", out_path, rc,
-                            out + child.stderr.text())
+        raise write_failure(what, out_path, rc, out + child.stderr.text())
 
 
 def container_of(path: Path) -> str:

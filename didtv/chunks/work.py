@@ -1,0 +1,173 @@
+"""The work folder of a chunked conversion: ``.NAME.didtv-work/`` next to the output ``NAME``.
+
+It holds ``plan.json`` (what is being made: the conversion identity of didtv.api, the output
+size, the chunk length and the chunks) and, per finished chunk, ``chunk-NNNNN.mkv`` with its
+record ``chunk-NNNNN.json`` (frames, the plan's key, the shot state after its last frame). A
+chunk counts as finished only when its record names the current plan and ffprobe counts its
+frames; a chunk is written as ``*.partial.mkv`` and renamed, and its record is written
+(atomically) after that, so a process killed at any moment leaves either a finished chunk or
+debris that the next run removes. A lock (``flock``, released by the kernel when the process
+dies, even by SIGKILL) keeps two conversions out of one folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from didtv.chunks.plan import Chunk, chunks_from_lists
+from didtv.errors import OutputError, ProbeError
+
+WORK_SUFFIX = ".didtv-work"
+PLAN_VERSION = 1
+
+
+def work_dir(dst: str | os.PathLike) -> Path:
+    """The work folder of the output ``dst`` (hidden, named after it)."""
+    dst = Path(dst)
+    return dst.with_name(f".{dst.name}{WORK_SUFFIX}")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class Work:
+    """The work folder of one output; use as a context manager (creates it and holds the lock)."""
+
+    def __init__(self, dst: str | os.PathLike) -> None:
+        self.dst = Path(dst)
+        self.path = work_dir(dst)
+        self._lock_fd: int | None = None
+        self.key = ""
+
+    def __enter__(self) -> "Work":
+        try:
+            self.path.mkdir(exist_ok=True)
+            fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise OutputError(f"cannot create the work folder {self.path}: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputError(f"another didtv is converting to {self.dst} (its work folder "
+                              f"{self.path} is locked)") from None
+        self._lock_fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
+
+    # -- the plan -------------------------------------------------------------------------------
+
+    def plan(self, what: dict, total: int, make) -> tuple[list[Chunk], bool]:
+        """The chunks of the conversion described by ``what`` (JSON-ready): the saved plan when
+        it describes the same conversion, else ``make()``'s, saved after emptying the folder of
+        an older conversion's chunks. Returns (chunks, resumed)."""
+        saved = _read_json(self.path / "plan.json")
+        if saved is not None and saved.get("v") == PLAN_VERSION and saved.get("what") == what:
+            try:
+                chunks = chunks_from_lists(saved["chunks"], total)
+                self.key = str(saved["key"])
+                self._remove_debris()
+                return chunks, True
+            except (KeyError, TypeError, ValueError):
+                pass
+        self._empty()
+        chunks = make()
+        body = {"v": PLAN_VERSION, "what": what, "chunks": [c.as_list() for c in chunks]}
+        self.key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        _write_json(self.path / "plan.json", {**body, "key": self.key})
+        return chunks, False
+
+    # -- chunks ---------------------------------------------------------------------------------
+
+    def chunk_path(self, chunk: Chunk) -> Path:
+        return self.path / f"chunk-{chunk.index:05d}.mkv"
+
+    def partial_path(self, chunk: Chunk) -> Path:
+        return self.path / f"chunk-{chunk.index:05d}.partial.mkv"
+
+    def finished(self, chunk: Chunk) -> dict | None:
+        """The record of ``chunk`` when it is finished and verified (its record names this plan
+        and these frames, ffprobe counts its frames), else None (and its files are removed)."""
+        from didtv.io.probe import count_frames
+
+        record = _read_json(self._record_path(chunk))
+        path = self.chunk_path(chunk)
+        ok = (record is not None and record.get("key") == self.key
+              and record.get("start") == chunk.start and record.get("end") == chunk.end)
+        if ok:
+            try:
+                ok = count_frames(path) == chunk.frames
+            except (ProbeError, OSError):
+                ok = False
+        if ok:
+            return record
+        for p in (path, self._record_path(chunk)):
+            p.unlink(missing_ok=True)
+        return None
+
+    def finish(self, chunk: Chunk, shot_state: dict | None) -> dict:
+        """Move the chunk's finished partial file into place and write its record."""
+        os.replace(self.partial_path(chunk), self.chunk_path(chunk))
+        record = {"key": self.key, "start": chunk.start, "end": chunk.end, "shot": shot_state}
+        _write_json(self._record_path(chunk), record)
+        return record
+
+    def _record_path(self, chunk: Chunk) -> Path:
+        return self.path / f"chunk-{chunk.index:05d}.json"
+
+    # -- cleaning -------------------------------------------------------------------------------
+
+    def _remove_debris(self) -> None:
+        for p in self.path.iterdir():
+            if ".partial" in p.name or p.name.startswith("joined"):
+                p.unlink(missing_ok=True)
+
+    def _empty(self) -> None:
+        for p in self.path.iterdir():
+            if p.name != "lock":
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        """Delete the folder (success, or a failure without ``keep_work``)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def remove_work(dst: str | os.PathLike) -> bool:
+    """Remove the work folder of ``dst`` unless another conversion holds it (its lock);
+    returns whether it was removed."""
+    path = work_dir(dst)
+    if not path.is_dir():
+        return False
+    try:
+        with Work(dst) as work:
+            work.remove()
+    except OutputError:
+        return False
+    return True
