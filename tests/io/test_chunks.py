@@ -130,11 +130,7 @@ def test_killed_conversion_resumes(tmp_path):
     dst = tmp_path / "out.mkv"
     work = work_dir(dst)
     proc = _start_cli(src, dst, "--chunks", "0.2")
-    deadline = time.monotonic() + 120
-    while not (work.is_dir() and any(work.glob("chunk-*.json"))):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no chunk finished in 120 s"
-        time.sleep(0.02)
+    _wait_for_a_chunk(proc, work)
     assert proc.poll() is None  # still converting: killed in the middle
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
@@ -148,6 +144,37 @@ def test_killed_conversion_resumes(tmp_path):
     one = convert(src, tmp_path / "one.mkv", preset=LOSSLESS, chunks="off")
     assert np.array_equal(decoded(resumed.output), decoded(one.output))
     assert video_times(resumed.output) == video_times(one.output)
+
+
+def _wait_for_a_chunk(proc: subprocess.Popen, work: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not (work.is_dir() and any(work.glob("chunk-*.json"))):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no chunk finished in 120 s"
+        time.sleep(0.02)
+
+
+def test_cli_ctrl_c_keeps_the_chunks_an_error_does_not(tmp_path):
+    src = make_clip(tmp_path / "long.mp4", frames=150)
+    dst = tmp_path / "out.mkv"
+    proc = _start_cli(src, dst, "--chunks", "0.2")
+    _wait_for_a_chunk(proc, work_dir(dst))
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "finished chunks kept in" in err, err
+    assert work_dir(dst).is_dir() and not dst.exists()
+    proc = _start_cli(src, dst, "--chunks", "0.2")
+    assert proc.wait(timeout=120) == 0 and dst.is_file() and not work_dir(dst).exists()
+    # a damaged input (a different file under the same output name): the CLI removes the chunks
+    bad = tmp_path / "bad.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=128x96:rate=25,trim=end_frame=50", "-c:v", "libx264",
+            "-preset", "ultrafast", "-g", "10", "-pix_fmt", "yuv420p", str(bad))
+    data = bytearray(bad.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 300] = bytes(300)
+    bad.write_bytes(bytes(data))
+    proc = _start_cli(bad, tmp_path / "bad.mkv", "--chunks", "0.4")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "chunk " in err and not work_dir(tmp_path / "bad.mkv").exists(), err
 
 
 def test_keep_work_and_the_lock(tmp_path):
