@@ -33,6 +33,7 @@ class TrainConfig:
     lr_halve_every: int = 60_000
     hdr_weight: float = 0.8
     aux_weight: float = 0.2                             # 0 = the "no auxiliary loss" ablation
+    reg_weight: float = 0.0                             # x model.regularization() (Lite: LUT smoothness)
     ema_decay: float = 0.999
     seed: int = 0
     threads: int = 0                                    # 0 = torch's default

@@ -155,6 +155,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
         if sdr_hat is not None and cfg.aux_weight > 0:
             l_aux = F.l1_loss(sdr_hat, sdr)
             loss = loss + cfg.aux_weight * l_aux
+        if cfg.reg_weight > 0:
+            loss = loss + cfg.reg_weight * model.regularization()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

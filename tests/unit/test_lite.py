@@ -167,3 +167,16 @@ def test_an_avx2_build_of_the_fused_pass_gives_the_same_numbers(monkeypatch):
             monkeypatch.delenv("DIDTV_NATIVE_MARCH")
             native.forget()
     assert (out - ref).abs().max().item() * 1023 < 0.01
+
+
+def test_lut_regularization_is_zero_at_the_start_and_smooths_a_spike():
+    m = DIDLite(**LITE_CONFIG)
+    assert m.regularization().item() == 0.0
+    with torch.no_grad():
+        m.luts[0, 0, 8, 8, 8] = 1.0
+    reg = m.regularization()
+    reg.backward()
+    g = m.luts.grad[0, 0]
+    assert reg.item() > 0 and g[8, 8, 8] > 0  # pulls the spike down...
+    assert g[7, 8, 8] < 0 and g[8, 9, 8] < 0 and g[8, 8, 7] < 0  # ...and its neighbours up
+    assert g[0, 0, 0] == 0

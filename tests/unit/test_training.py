@@ -287,3 +287,24 @@ def test_every_shipped_config_loads_and_its_starting_point_can_be_made(path):
         assert start.name == "checkpoint.pt" and made_by and path.stem not in made_by, cfg.init_from
     if path.stem == "tiny-blend":
         assert cfg.model_config()["base"] == "blend"
+
+
+def test_lite_trains_resumes_and_its_lut_regularization_counts(tiny_data, tmp_path):
+    """`model = "lite"` builds DIDLite (the arch follows the model), the file rebuilds it, and
+    `reg_weight` adds DIDLite.regularization() to the loss (a different run with it)."""
+    from didtv.models.registry import load_model, read_weights
+    from didtv.train.loop import train
+
+    small = {"channels": 8, "cond_channels": 8, "cond_size": 8, "luts": 2, "lut_size": 5}
+    plain = train(_cfg(tiny_data, tmp_path / "a", model="lite", model_overrides=small, iterations=3))
+    arch, config, _, _ = read_weights(plain / "final.safetensors")
+    assert arch == "didlite" and config["luts"] == 2
+    hdr, _ = load_model(plain / "final.safetensors")(torch.rand(1, 7, 3, 16, 24))
+    assert hdr.shape == (1, 3, 16, 24)
+    train(_cfg(tiny_data, tmp_path / "b", model="lite", model_overrides=small, reg_weight=1.0), stop_after=2)
+    reg = train(_cfg(tiny_data, tmp_path / "b", model="lite", model_overrides=small, reg_weight=1.0), resume=True)
+    log = [r for r in map(json.loads, (reg / "log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert [r["iteration"] for r in log] == [1, 2, 3, 4]
+    a = [json.loads(line) for line in (plain / "log.jsonl").read_text().splitlines() if "loss" in line]
+    assert a[0]["loss"] == log[0]["loss"]  # LUTs start at zero: no regularization yet
+    assert a[2]["loss"] != log[2]["loss"]  # then the term is in the loss
