@@ -24,10 +24,16 @@ from didtv.pipeline.window import window_indices
 METRICS = ("psnr", "ssim", "ms_ssim", "delta_e_itp", "vif_p", "haarpsi", "vsi", "hf_psnr", "msrl_psnr")
 
 
-def frame_scores(out: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """Every per-frame metric of one HDR output against its target."""
-    return {"psnr": psnr(out, target), "delta_e_itp": delta_e_itp(out, target),
-            "hf_psnr": hf_psnr(out, target), **structural_scores(out, target)}
+#: ``quick=True``: the two metrics the model card's tables use (about a tenth of the time).
+QUICK_METRICS = ("psnr", "delta_e_itp")
+
+
+def frame_scores(out: np.ndarray, target: np.ndarray, *, quick: bool = False) -> dict[str, float]:
+    """Every per-frame metric of one HDR output against its target (``quick``: PSNR, ΔE_ITP)."""
+    scores = {"psnr": psnr(out, target), "delta_e_itp": delta_e_itp(out, target)}
+    if not quick:
+        scores.update({"hf_psnr": hf_psnr(out, target), **structural_scores(out, target)})
+    return scores
 
 
 def load_val_clip(data_dir: Path, rec: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -38,8 +44,9 @@ def load_val_clip(data_dir: Path, rec: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def evaluate(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] | None = None,
              device: str | None = None, on_clip: Callable[[int, int], None] | None = None,
-             motion_guard: bool | None = None) -> dict:
-    """``motion_guard``: the Runner's (None: its default).
+             motion_guard: bool | None = None, quick: bool = False) -> dict:
+    """``motion_guard``: the Runner's (None: its default). ``quick``: only :data:`QUICK_METRICS`
+    (the other metrics, MSRL-PSNR included, are NaN; the next frame is not run).
 
     Returns ``{"models": [...], "rows": [{model, operator, qp, file, <METRICS>}], "summary": ...}``."""
     from didtv.models.registry import load_model
@@ -54,18 +61,18 @@ def evaluate(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] 
     for k, rec in enumerate(clips):
         lq, hdr = load_val_clip(data_dir, rec)
         c = len(lq) // 2
-        temporal = len(hdr) == len(lq)  # a train-split set keeps only the centre HDR frame
+        temporal = len(hdr) == len(lq) and not quick  # a train-split set keeps only the centre HDR frame
         for name, runner in runners.items():
             shot = ShotCondition()
             outs = [np.clip(runner.infer([lq[j] for j in window_indices(len(lq), runner.spec.window)[i]], shot),
                             0.0, 1.0).astype(np.float64) for i in ((c, c + 1) if temporal else (c,))]
             rows.append({"model": name, "operator": rec["operator"], "qp": rec["qp"], "file": rec["file"],
-                         **frame_scores(outs[0], hdr[len(hdr) // 2]),
+                         **frame_scores(outs[0], hdr[len(hdr) // 2], quick=quick),
                          "msrl_psnr": msrl_psnr(outs, hdr[c:c + 2]) if temporal else float("nan")})
         if on_clip:
             on_clip(k + 1, len(clips))
     return {"models": names, "data": str(data_dir), "clips": len(clips), "rows": rows,
-            "summary": summarise(rows)}
+            "metrics": list(QUICK_METRICS if quick else METRICS), "summary": summarise(rows)}
 
 
 def evaluate_flicker(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] | None = None,

@@ -162,6 +162,13 @@ def test_eval_scores_models_side_by_side(tiny_data, tmp_path):
                   "### HF-PSNR", "### MSRL-PSNR"):
         assert table in res.output
     assert "| all | bt2408 |" in res.output
+    quick = evaluate(["bt2408"], tiny_data, quick=True)
+    assert quick["metrics"] == ["psnr", "delta_e_itp"]
+    q = {g["model"]: g for g in quick["summary"]["groups"] if g["operator"] == "*" and g["qp"] == "*"}
+    assert q["bt2408"]["psnr"] == overall["bt2408"]["psnr"] and np.isnan(q["bt2408"]["ssim"])
+    res = CliRunner().invoke(cli, ["eval", "-m", "bt2408", "--data", str(tiny_data), "--quick"])
+    assert res.exit_code == 0 and "### PSNR" in res.output and "### ΔE_ITP" in res.output
+    assert "### SSIM" not in res.output and "### MSRL-PSNR" not in res.output
 
 
 def test_eval_on_a_val_set_scores_every_operator_and_the_temporal_measure(tmp_path):
