@@ -57,6 +57,16 @@ static inline float pq_encode(float nits) {
     return fast_pow((c1 + c2 * yp) / (1.0f + c3 * yp), m2);
 }
 
+/* Source taps of output index i for bilinear upsampling by 1/inv onto n samples
+ * (align_corners=False, clamped at 0 and n - 1, as F.interpolate). */
+static inline float taps(int64_t i, float inv, int64_t n, int64_t *i0, int64_t *i1) {
+    float f = ((float)i + 0.5f) * inv - 0.5f;
+    if (f < 0.0f) f = 0.0f;
+    *i0 = (int64_t)f;
+    *i1 = *i0 + 1 < n ? *i0 + 1 : n - 1;
+    return f - (float)*i0;
+}
+
 /* Returns 0 on success, -1 on bad arguments. */
 int didtv_lite_expand(const float *centre, const int64_t *cs,          /* (b, 3, H, W) */
                       const float *aux, const int64_t *as,             /* (b, 3*s*s, h, w) */
@@ -73,17 +83,11 @@ int didtv_lite_expand(const float *centre, const int64_t *cs,          /* (b, 3,
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t y = 0; y < H; y++) {
             const int64_t ly = y / scale, sy = y % scale;
-            /* bilinear rows of the local correction (align_corners=False, clamped at 0) */
-            float fy = ((float)y + 0.5f) * inv - 0.5f;
-            if (fy < 0.0f) fy = 0.0f;
-            int64_t y0 = (int64_t)fy, y1 = y0 + 1 < h ? y0 + 1 : h - 1;
-            float wy = fy - (float)y0;
+            int64_t y0, y1, x0, x1; /* bilinear taps of the local correction */
+            const float wy = taps(y, inv, h, &y0, &y1);
             for (int64_t x = 0; x < W; x++) {
                 const int64_t lx = x / scale, sx = x % scale;
-                float fx = ((float)x + 0.5f) * inv - 0.5f;
-                if (fx < 0.0f) fx = 0.0f;
-                int64_t x0 = (int64_t)fx, x1 = x0 + 1 < w ? x0 + 1 : w - 1;
-                float wx = fx - (float)x0;
+                const float wx = taps(x, inv, w, &x0, &x1);
                 float v[3], lin[3];
                 for (int c = 0; c < 3; c++) {
                     int64_t ac = (int64_t)c * scale * scale + sy * scale + sx;
