@@ -24,6 +24,9 @@ class ModelSpec:
             so that tiled and whole-frame outputs agree (didtv.pipeline.runner.tile_boxes).
         learned: True when the model has trainable weights.
         description: one line for ``didtv models``.
+        context: frames on each side of the centre the model reads at full size (None: all of
+            the window); the runner's motion guard edits only those (a model may still look at
+            thumbnails of the whole window, as DIDNet Lite's condition does).
     """
 
     name: str
@@ -34,11 +37,14 @@ class ModelSpec:
     halo: int = 0
     learned: bool = False
     description: str = ""
+    context: int | None = None
 
     def __post_init__(self) -> None:
         if self.window < 1 or self.window % 2 == 0:
             raise ValueError(f"window must be odd and positive, got {self.window}")
         if self.multiple_of < 1:
             raise ValueError(f"multiple_of must be >= 1, got {self.multiple_of}")
+        if self.context is not None and not 0 <= self.context <= self.window // 2:
+            raise ValueError(f"context must be 0..{self.window // 2}, got {self.context}")
         if self.halo < 0 or self.halo % self.multiple_of:
             raise ValueError(f"halo must be a non-negative multiple of {self.multiple_of}, got {self.halo}")

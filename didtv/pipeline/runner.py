@@ -203,8 +203,10 @@ class Runner:
             clamped = clamp_to_shot(core, thumbs=torch.stack([torch.stack(t) for t in thumbs]))
             if clamped is not core:
                 core.copy_(clamped)
-        if self.motion_guard:
-            motion_guard(core, inplace=True)  # x is this call's own stack
+        reach = x.shape[1] // 2 if self.spec.context is None else self.spec.context
+        if self.motion_guard and reach > 0:  # only the frames the model reads at full size
+            r = x.shape[1] // 2
+            motion_guard(core[:, r - reach:r + reach + 1], inplace=True)  # x is this call's own stack
         replicate_margin(x, h, w)
         dtype = _DTYPES.get(self.precision)
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):

@@ -180,3 +180,24 @@ def test_lut_regularization_is_zero_at_the_start_and_smooths_a_spike():
     assert reg.item() > 0 and g[8, 8, 8] > 0  # pulls the spike down...
     assert g[7, 8, 8] < 0 and g[8, 9, 8] < 0 and g[8, 8, 7] < 0  # ...and its neighbours up
     assert g[0, 0, 0] == 0
+
+
+def test_strided_input_conv_is_unshuffle_then_1x1():
+    m = _perturbed(seed=8)
+    z = torch.rand(2, 9, 16, 24)
+    ref = m.inp(torch.nn.functional.pixel_unshuffle(z, 4))
+    weight = m.inp.weight.reshape(m.inp.out_channels, -1, 4, 4)
+    assert torch.allclose(torch.nn.functional.conv2d(z, weight, m.inp.bias, stride=4), ref, atol=1e-5)
+
+
+def test_motion_guard_edits_only_the_frames_lite_reads(monkeypatch):
+    from didtv.pipeline import runner as runner_mod
+
+    seen = []
+    monkeypatch.setattr(runner_mod, "motion_guard", lambda x, inplace: seen.append(x.shape[1]))
+    frames = [np.random.default_rng(i).random((3, 8, 8), dtype=np.float32) for i in range(7)]
+    runner_mod.Runner(_perturbed(), device="cpu", motion_guard=True).infer(frames)
+    assert seen == [3]  # context 1: the centre and its two neighbours
+    seen.clear()
+    runner_mod.Runner(DIDLite(**{**LITE_CONFIG, "context": 0}), device="cpu", motion_guard=True).infer(frames)
+    assert seen == []
