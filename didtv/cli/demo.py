@@ -32,6 +32,6 @@ def command(output: Path, model: str | None) -> None:
     ctx, callback = _progress_renderer(False)
     with ctx:
         result = convert(SAMPLE, output, model=model, overwrite=True, on_progress=callback)
-    click.echo(f"wrote {result.output.resolve()} ({result.frames} frames, model {result.model}, "
+    click.echo(f"wrote {result.output.resolve()} ({result.frames} frames, model {result.model} ({result.model_reason}), "
                f"MaxCLL {result.light.max_cll} cd/m2, MaxFALL {result.light.max_fall} cd/m2)")
     render_info(probe(output))

@@ -165,3 +165,20 @@ def test_convert_tiled_and_batched_output_is_valid(tmp_path):
                "--x265-preset", "ultrafast", "--quiet")
     assert res.exit_code == 0, res.output
     assert probe(dst).hdr == HdrFormat.HDR10
+
+
+@pytest.mark.parametrize("kind, pix_fmt, size, codec", [
+    ("sdr10", "yuv422p10le", (72, 40), None),   # 10-bit 4:2:2 SDR
+    ("sdr", "yuv444p", (37, 29), "libx264"),   # 4:4:4, odd size asked for
+    ("sdr", "yuv420p", (40, 16), None),        # a tiny frame (x265 needs 16x16; < 64 px)
+])
+def test_lite_converts_10bit_422_odd_and_tiny_inputs(tmp_path, kind, pix_fmt, size, codec):
+    src = make_clip(tmp_path / "in.mkv", kind=kind, pix_fmt=pix_fmt, size=size, frames=9, codec=codec)
+    dst = tmp_path / "out.mkv"
+    res = _run("convert", str(src), str(dst), "--model", "lite", "--device", "cpu", "--x265-preset", "ultrafast")
+    assert res.exit_code == 0, res.output
+    from didtv.io.decode import even_size
+
+    info, source = probe(dst), probe(src)
+    assert info.hdr == HdrFormat.HDR10 and "model lite (asked for)" in res.output
+    assert (info.width, info.height) == even_size(source.width, source.height)
