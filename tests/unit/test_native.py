@@ -208,7 +208,10 @@ def test_tsaf_takes_the_fused_path_for_inference_and_matches_the_torch_path(monk
         monkeypatch.setattr(align, "deform_conv2d_native", lambda *a, **k: calls.append(k) or real(*a, **k))
         fused = tsaf(frames)
         assert calls and calls[0]["raw_activation"] == (4.0, align.OFFSET_SLOPE / 4.0)
-        monkeypatch.setattr(align, "_native_applies", lambda *a: False)
+        from didtv.models import deform
+
+        monkeypatch.setattr(align, "_native_applies", lambda *a: False)  # TSAF's fused call
+        monkeypatch.setattr(deform, "_native_applies", lambda *a: False)  # and inside deform_conv2d
         plain = tsaf(frames)
     assert len(calls) == 1
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
