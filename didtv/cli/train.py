@@ -27,9 +27,6 @@ def data_group() -> None:
               help="How 16-bit PNG/TIFF sources are encoded (BT.2020 PQ or HLG); EXR and .hdr are scene-linear.")
 @click.option("--moving-objects", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Share of still-source clips given an object moving against the background (up to 24 px/frame).")
-@click.option("--neutral-grade", default=0.0, show_default=True, type=click.FloatRange(0, 1),
-              help="Share of train clips rendered at the operator's neutral grade (exposure 1, saturation 1) "
-                   "instead of a random one.")
 @click.option("--operators", "operator_set", type=click.Choice(["fixed", "continuous"]), default="fixed",
               show_default=True, help="The six fixed SDR operators, or the continuous families with random "
                                       "parameters (didtv/data/families.py; docs/training.md).")
@@ -40,7 +37,7 @@ def data_group() -> None:
                    "training data. Score on a val set built with --families F.")
 @handle_errors
 def data_build(sources, output, split, clips_per_source, size, seed, workers, transfer, moving_objects,
-               neutral_grade, operator_set, families, excluded):
+               operator_set, families, excluded):
     """Render SOURCES (OpenEXR, Radiance .hdr, 16-bit PQ/HLG PNG/TIFF, HDR10/HLG videos, or
     folders of them) into (degraded SDR, clean SDR, HDR) clips.
 
@@ -68,7 +65,7 @@ def data_build(sources, output, split, clips_per_source, size, seed, workers, tr
 
     out = build(list(sources), output, seed=seed, clips_per_source=clips_per_source, size=(size, size),
                 split=split, workers=workers, transfer=transfer, moving_objects=moving_objects,
-                neutral_grade=neutral_grade, families=chosen, on_clip=lambda n: click.echo(f"didtv: {n} clips", err=True) if n % 50 == 0 else None,
+                families=chosen, on_clip=lambda n: click.echo(f"didtv: {n} clips", err=True) if n % 50 == 0 else None,
                 on_skip=lambda src, why: click.echo(f"didtv: skipped {src}: {why}", err=True))
     click.echo(f"wrote {out}/manifest.json")
 
@@ -101,8 +98,7 @@ def train_command(config, resume, iterations):
             click.echo(f"[{rec['iteration']}] started from {rec['init_weights']} (new parameters: {fresh})", err=True)
         else:
             click.echo(f"[{rec['iteration']}] loss {rec['loss']:.4f} (hdr {rec['l1_hdr']:.4f}, aux {rec['l1_aux']:.4f}) "
-                       f"lr {rec['lr']:.2e} {rec['sec_per_it']:.2f} s/it"
-                       + (f" blend {rec['blend']:.3f}" if "blend" in rec else ""), err=True)
+                       f"lr {rec['lr']:.2e} {rec['sec_per_it']:.2f} s/it", err=True)
 
     out = train(cfg, resume=resume, log=log, stop_after=iterations)
     click.echo(f"checkpoints and log in {out}")

@@ -103,7 +103,7 @@ def _write_renders(clip: np.ndarray, renders, out_dir, all_frames: bool, src, re
 
 def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clips_per_source: int = 8,
           size: tuple[int, int] = (192, 192), split: str = "train", workers: int = 2,
-          max_width: int = 384, transfer: str = "pq", moving_objects: float = 0.0, neutral_grade: float = 0.0,
+          max_width: int = 384, transfer: str = "pq", moving_objects: float = 0.0,
           families: list[str] | None = None, on_clip=None, on_skip=None) -> Path:
     """Build a data set. ``split="train"``: ``clips_per_source`` random views per source, each with
     a random operator, codec, QP, exposure and saturation. ``split="val"``: the whole image
@@ -115,9 +115,6 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
     ``moving_objects``: the share of still-source clips (train: per clip; val: per source) that
     get an object moving against the background (:func:`didtv.data.sources.add_moving_object`);
     decided from a stream of its own, so 0 builds exactly the set an older didtv built.
-    ``neutral_grade``: the share of train clips rendered at the operator's neutral grade (exposure
-    1, saturation 1), as a fixed down-conversion makes SDR, instead of a random grade; also its own
-    stream, so 0 builds the older set and the other clips do not change.
     A video shorter than one 7-frame window (an iPhone Dolby Vision sample has 5 frames) is
     skipped, not fatal: ``on_skip(path, reason)`` is told and the manifest lists it under
     ``skipped``; the other sources keep their seeds. Two sources with the same file stem are
@@ -130,12 +127,8 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
     The manifest records ``family`` and the drawn ``params`` per clip. None: the fixed six."""
     if not 0.0 <= moving_objects <= 1.0:
         raise ValueError(f"moving_objects must be a share in [0, 1], got {moving_objects}")
-    if not 0.0 <= neutral_grade <= 1.0:
-        raise ValueError(f"neutral_grade must be a share in [0, 1], got {neutral_grade}")
     if families is not None:
         families = check_families(families)
-        if neutral_grade > 0:
-            raise ValueError("neutral_grade applies to the fixed operators; the families draw their own grade")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = find_sources(sources)
@@ -163,8 +156,6 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
                 name, operator = f"{stem}-{ci:03d}.npz", str(rng.choice(families or OPERATORS))
                 codec, qp = str(rng.choice(CODECS, p=[0.75, 0.25])), int(rng.choice(QPS))
                 exposure, saturation = float(2.0 ** rng.uniform(-0.6, 0.4)), float(rng.uniform(0.85, 1.15))
-                if _neutral_grade(neutral_grade, seed, si, ci):
-                    exposure, saturation = 1.0, 1.0
                 params = None
                 if families:
                     exposure, saturation = 1.0, 1.0
@@ -209,7 +200,7 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     manifest = {"split": split, "seed": seed, "size": list(size), "transfer": transfer,
-                "moving_objects": moving_objects, "neutral_grade": neutral_grade,
+                "moving_objects": moving_objects,
                 "sources": [str(f) for f in files],
                 "operators": list(families or OPERATORS), "qps": list(QPS), "clips": records}
     if families:
@@ -228,11 +219,6 @@ def _moving_object(share: float, *key: int) -> bool:
 def _family_rng(*key: int) -> np.random.Generator:
     """The stream a clip's (train) or a source's (val) family parameters are drawn from."""
     return np.random.default_rng(np.random.SeedSequence([*key, 0xFA3]))
-
-
-def _neutral_grade(share: float, *key: int) -> bool:
-    """Whether one train clip is rendered at the neutral grade; its own random stream per key."""
-    return share > 0 and bool(np.random.default_rng(np.random.SeedSequence([*key, 0x6EAD])).random() < share)
 
 
 def load_manifest(data_dir: str | Path) -> dict:

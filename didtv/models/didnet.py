@@ -12,27 +12,18 @@
 
 Both outputs are residuals on analytic mappings: the clean SDR on the input centre frame, the HDR
 on a base mapping. A network that starts from such a mapping only has to learn the correction,
-which trains far faster. Two bases (hyperparameter ``base``):
-
-- ``"bt2408"``: the BT.2408 display-light mapping (:func:`didtv.models.analytic.sdr_to_pq_bt2408`:
-  BT.1886 decode with gamma 2.4, SDR white to 203 cd/m2, BT.709 -> BT.2020, PQ encode).
-- ``"blend"``: ``(1 - w) * BT2408(X_c) + w * BT2446A^-1(X_c)`` with one weight per sample,
-  ``w = sigmoid(BLEND_GAIN * Linear(C))``, from the condition vector. BT.2408 puts SDR white at
-  203 cd/m2, the BT.2446 Method A inverse (:func:`didtv.models.analytic.bt2446a_inverse_pq`) at
-  1000 cd/m2 with a steep highlight expansion: between them they span how strongly an SDR
-  rendering compressed its highlights, and the condition picks the point per shot (held steady
-  by the runner like every other use of the condition). A didtv experiment, not in the paper,
-  aimed at the 4.4 dB by which Tiny trails the analytic BT.2446-A inverse on SDR made by
-  BT.2446 Method A. It did not help: the best per-clip blend is not predictable from the SDR
-  under random grading and the trained gate collapsed to BT.2408 (docs/training.md,
-  "Experiment"). The shipped networks use ``"bt2408"``.
+which trains far faster. The base (hyperparameter ``base``, one value) is the BT.2408
+display-light mapping (:func:`didtv.models.analytic.sdr_to_pq_bt2408`: BT.1886 decode with gamma
+2.4, SDR white to 203 cd/m2, BT.709 -> BT.2020, PQ encode). A condition-chosen blend with the
+BT.2446-A inverse was tried and removed (it did not help; docs/training.md, "Experiment: a
+condition-chosen base curve").
 
 ``clamp01`` is a straight-through clamp: the forward pass is exactly ``clamp(y, 0, 1)`` (valid PQ
 code values, no saturation curve bending the mid-tones) and the backward pass is the identity, so
 a pixel outside [0, 1] still gets the gradient that moves it back in. Both outputs are float32,
 also under bfloat16/float16: bfloat16 has 8 significant bits, too few for 10-bit PQ.
 
-The global path (ConditionNet, the condition -> (alpha, beta, gamma) heads, the blend gate) also
+The global path (ConditionNet and the condition -> (alpha, beta, gamma) heads) also
 runs in float32 with autocast off, whatever the precision of the rest: it is cheap (a 64x64
 thumbnail and a few small linear maps), and it is one value per shot that modulates every pixel.
 In bfloat16, ``1 + alpha`` moves in steps of 1/256 and the runner's running mean of the condition
@@ -46,14 +37,14 @@ Training loss (Eq. 3, 6): ``0.8 * |H^ - H|_1 + 0.2 * |S^ - S|_1``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from didtv.color.transfer import REFERENCE_WHITE
 from didtv.models.align import TSAF, conv_flops, convs_to_channels_last
-from didtv.models.analytic import bt2446a_inverse_pq, sdr_to_pq_bt2408
+from didtv.models.analytic import sdr_to_pq_bt2408
 from didtv.models.condition import ConditionNet2D, ConditionNet3D
 from didtv.models.cost import count_parameters, describe, flops_breakdown, flops_per_pixel, gflops_1080p  # noqa: F401
 from didtv.models.modulated import DualModulatedConv2d
@@ -100,15 +91,6 @@ TINY_CONFIG: dict[str, Any] = {
 }
 
 SDR_WHITE_CD_M2 = REFERENCE_WHITE
-#: The blend gate's logit is ``BLEND_GAIN * Linear(cond)``: a larger effective learning rate for
-#: the one global knob. Adam moves each weight by about the learning rate per step, and the
-#: condition values are small (mean |c| 0.06 for the shipped Tiny): with a gain of 10 the gate
-#: had not moved after 500 iterations at lr 2.5e-4 (largest weight 0.004); it must be able to
-#: travel from BT.2408 to BT.2446-A in a few hundred.
-BLEND_GAIN = 300.0
-#: Initial gate logit: w = sigmoid(-3) = 0.047, i.e. start next to the BT.2408 base (where a
-#: network trained on that base left off) with a gradient that is not vanishing.
-BLEND_INIT_LOGIT = -3.0
 
 
 def clamp01(y: torch.Tensor) -> torch.Tensor:
@@ -144,7 +126,7 @@ class DIDNet(nn.Module):
         modulation: ``"kernel"`` (Eq. 13, the paper's DMC) or ``"feature"`` (same numbers,
             computed by modulating features; ablation/reference).
         aux_head: predict the clean SDR centre frame (Eq. 2); ``False`` returns ``None`` there.
-        base: the analytic mapping the HDR residual is added to: ``"bt2408"`` or ``"blend"``
+        base: the analytic mapping the HDR residual is added to: ``"bt2408"`` (the only one)
             (a condition-chosen mix of BT.2408 and the BT.2446-A inverse; module docstring).
 
     Call ``model(frames)`` with ``frames (b, 7, 3, h, w)``; returns ``(hdr, sdr_aux)``, both
@@ -180,8 +162,8 @@ class DIDNet(nn.Module):
             raise ValueError(f"condition must be '3d' or '2d', got {condition!r}")
         if modulation not in ("kernel", "feature"):
             raise ValueError(f"modulation must be 'kernel' or 'feature', got {modulation!r}")
-        if base not in ("bt2408", "blend"):
-            raise ValueError(f"base must be 'bt2408' or 'blend', got {base!r}")
+        if base != "bt2408":
+            raise ValueError(f"base must be 'bt2408', got {base!r}")
         if num_dmc < 1:
             raise ValueError("num_dmc must be >= 1")
         self.config = {
@@ -233,16 +215,11 @@ class DIDNet(nn.Module):
         # One linear map from the condition to every layer's (alpha, beta, gamma).
         self.heads = nn.Linear(cond_size, sum(2 * m.out_channels + m.in_channels for m in self.dmc))
         self.out = nn.Conv2d(channels, 3, 3, padding=1)
-        self.blend = nn.Linear(cond_size, 1) if base == "blend" else None
         self.act = nn.LeakyReLU(0.1, inplace=True)
         # Start near the fixed mappings and near unit modulation (alpha = gamma = 1, beta = 0).
         for conv in (self.out, self.aux, self.heads):
             if conv is not None:
                 _shrink_init(conv, 0.1)
-        if self.blend is not None:
-            with torch.no_grad():
-                self.blend.weight.zero_()
-                self.blend.bias.fill_(BLEND_INIT_LOGIT / BLEND_GAIN)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -287,21 +264,9 @@ class DIDNet(nn.Module):
             start += 2 * co + ci
         return out
 
-    def blend_weight(self, cond: torch.Tensor) -> torch.Tensor | None:
-        """``(b, cond_size)`` -> ``(b,)`` weight of the BT.2446-A inverse in the base (``"blend"``
-        base), or None for the plain BT.2408 base."""
-        if self.blend is None:
-            return None
-        with torch.autocast(cond.device.type, enabled=False):  # the global path (module docstring)
-            return torch.sigmoid(BLEND_GAIN * self.blend(cond.float()).squeeze(1))
-
     def base_mapping(self, centre: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """The analytic HDR the residual is added to: ``(b, 3, h, w)`` SDR -> BT.2020 PQ, float32."""
-        pq = sdr_to_pq_bt2408(centre)
-        w = self.blend_weight(cond)
-        if w is None:
-            return pq
-        return torch.lerp(pq, bt2446a_inverse_pq(centre), w.to(pq.dtype)[:, None, None, None])
+        return sdr_to_pq_bt2408(centre)
 
     # -- forward ---------------------------------------------------------------------------------
 
@@ -364,8 +329,7 @@ class DIDNet(nn.Module):
             "tsaf": self.tsaf.flops(h, w),
             "aux": conv_flops(self.aux, h, w) if self.aux is not None else 0,
             "ffe": self.ffe.flops(h, w) if self.ffe is not None else 0,
-            "condition": self.condition.flops(WINDOW) + 2 * self.heads.in_features * self.heads.out_features
-            + (2 * self.blend.in_features if self.blend is not None else 0),
+            "condition": self.condition.flops(WINDOW) + 2 * self.heads.in_features * self.heads.out_features,
             "dmc": sum(layer.flops(h, w) for layer in self.dmc),
             "out": conv_flops(self.out, h, w),
         }

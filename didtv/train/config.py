@@ -52,7 +52,7 @@ class TrainConfig:
     init_from: str = ""
     # Start from a weights file instead (a .safetensors written by save_weights, e.g. the shipped
     # Tiny): model and EMA both take its tensors; parameters it lacks (a part added to the network,
-    # e.g. model_overrides = { base = "blend" }) keep their initialisation; a fresh optimizer;
+    # e.g. the aux head of a model trained without it) keep their initialisation; a fresh optimizer;
     # iteration 0, so this config's schedule applies from its start. Exclusive with init_from.
     init_weights: str = ""
 

@@ -136,7 +136,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
     if new_params is not None:
         emit({"iteration": start, "init_weights": cfg.init_weights, "new_parameters": new_params})
     end = cfg.iterations if stop_after is None else min(cfg.iterations, start + stop_after)
-    t0, losses, blends = time.monotonic(), [], []
+    t0, losses = time.monotonic(), []
     it = start
     for it in range(start, end):
         model.train()
@@ -147,8 +147,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             cond = model.condition_vector(views)  # the condition sees the whole view, as at inference
             hdr_hat, sdr_hat = model(lq, cond)
-        gate = getattr(model, "blend_weight", None)  # the gate of this step's forward ("blend" base)
-        blend = gate(cond.detach()) if gate is not None else None
         l_hdr = F.l1_loss(hdr_hat, hdr)
         loss = cfg.hdr_weight * l_hdr
         l_aux = torch.zeros(())
@@ -167,16 +165,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
             for be, bm in zip(ema.buffers(), model.buffers()):
                 be.copy_(bm)
         losses.append((loss.item(), l_hdr.item(), l_aux.item()))
-        if blend is not None:
-            blends.append(blend.mean().item())
         done = it + 1
         if done % cfg.log_every == 0:
             arr = np.array(losses)
             emit({"iteration": done, "loss": arr[:, 0].mean(), "l1_hdr": arr[:, 1].mean(),
                   "l1_aux": arr[:, 2].mean(), "lr": cfg.lr_at(it),
-                  "sec_per_it": (time.monotonic() - t0) / len(losses),
-                  **({"blend": float(np.mean(blends))} if blends else {})})
-            losses, blends, t0 = [], [], time.monotonic()
+                  "sec_per_it": (time.monotonic() - t0) / len(losses)})
+            losses, t0 = [], time.monotonic()
         if done % cfg.checkpoint_every == 0 or done == end:
             _save_checkpoint(ckpt_path, {"model": model.state_dict(), "ema": ema.state_dict(),
                                          "optimizer": opt.state_dict(), "iteration": done,

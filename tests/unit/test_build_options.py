@@ -1,5 +1,5 @@
 """Options of ``didtv data build`` that change a share of the training clips: moving objects
-(didtv.data.sources.add_moving_object, --moving-objects) and the neutral grade (--neutral-grade)."""
+(didtv.data.sources.add_moving_object, --moving-objects)."""
 
 from __future__ import annotations
 
@@ -74,24 +74,6 @@ def test_build_share_zero_is_the_old_data_and_clips_without_an_object_do_not_cha
         assert same == (not rb["moving_object"]), rb
 
 
-@requires_ffmpeg
-def test_neutral_share_renders_some_clips_at_the_neutral_grade_and_leaves_the_others_alone(tmp_path):
-    plain, a, mixed, b = _build_pair(tmp_path, 3, 8, neutral_grade=0.5)
-    assert a["neutral_grade"] == 0.0 and b["neutral_grade"] == 0.5
-    assert not any(r["exposure"] == 1.0 and r["saturation"] == 1.0 for r in a["clips"])
-    neutral = [r["exposure"] == 1.0 and r["saturation"] == 1.0 for r in b["clips"]]
-    assert any(neutral) and not all(neutral)
-    for ra, rb, is_neutral in zip(a["clips"], b["clips"], neutral):
-        # The same view, operator, codec and QP either way; only the grade may change.
-        assert (ra["file"], ra["operator"], ra["codec"], ra["qp"]) == (rb["file"], rb["operator"], rb["codec"], rb["qp"])
-        with np.load(plain / ra["file"]) as za, np.load(mixed / rb["file"]) as zb:
-            assert np.array_equal(za["hdr"], zb["hdr"])
-            same_sdr = np.array_equal(za["lq"], zb["lq"]) and np.array_equal(za["sdr"], zb["sdr"])
-        assert same_sdr == (not is_neutral), rb
-        if not is_neutral:
-            assert (ra["exposure"], ra["saturation"]) == (rb["exposure"], rb["saturation"])
-
-
 # -- continuous operator families (--operators continuous, --families, --exclude-family) ---------
 
 def _scene_file(tmp_path):
@@ -151,5 +133,3 @@ def test_one_family_val_set_is_that_family_s_part_of_the_full_one(tmp_path):
     for a, b in zip(only["clips"], part):
         with np.load(tmp_path / "only" / a["file"]) as za, np.load(tmp_path / "both" / b["file"]) as zb:
             assert np.array_equal(za["sdr"], zb["sdr"]) and np.array_equal(za["hdr"], zb["hdr"])
-    with pytest.raises(ValueError, match="neutral_grade"):
-        build([src], tmp_path / "bad", families=["filmic"], neutral_grade=0.5, seed=1, workers=1)

@@ -292,75 +292,6 @@ def test_incompatible_file_raises_model_error_naming_it(tiny, tmp_path):
         registry.load_model(cut)
 
 
-# -- the "blend" base (BT.2408 / BT.2446-A inverse, chosen by the condition) --------------------
-
-
-def _blend_pair(seed=0):
-    """A bt2408-base network and a blend-base network with the same weights."""
-    torch.manual_seed(seed)
-    plain = DIDNet(**TINY_CONFIG).eval()
-    blend = DIDNet(**{**TINY_CONFIG, "base": "blend"}).eval()
-    missing = blend.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert missing == ["blend.weight", "blend.bias"]
-    return plain, blend
-
-
-def test_blend_base_is_the_lerp_of_the_two_analytic_mappings():
-    from didtv.models.analytic import BT2446AInverse, bt2446a_inverse_pq
-    from didtv.models.didnet import BLEND_GAIN
-
-    plain, blend = _blend_pair()
-    frames = _frames()
-    centre = frames[:, 3]
-    with torch.no_grad():
-        cond = blend.condition_vector(frames)
-        # at initialisation: w = sigmoid(-3) for every sample, whatever the condition
-        torch.testing.assert_close(blend.blend_weight(cond), torch.full((2,), torch.sigmoid(torch.tensor(-3.0)).item()))
-        lo, hi = sdr_to_pq_bt2408(centre), bt2446a_inverse_pq(centre)
-        assert (hi - lo).abs().max() > 0.1  # the two mappings really differ
-        for logit, w in ((-40.0, 0.0), (40.0, 1.0)):
-            blend.blend.bias.fill_(logit / BLEND_GAIN)
-            torch.testing.assert_close(blend.base_mapping(centre, cond), torch.lerp(lo, hi, w), rtol=0, atol=1e-6)
-        blend.blend.bias.fill_(-40.0 / BLEND_GAIN)  # w = 0: the blend network is the plain one
-        torch.testing.assert_close(blend(frames)[0], plain(frames)[0], rtol=0, atol=1e-6)
-        # the helper is the bt2446a model's own mapping
-        torch.testing.assert_close(hi, BT2446AInverse()(frames[:, 3:4]), rtol=0, atol=0)
-        # the weight is per sample, from the condition
-        d = cond[0] - cond[1]  # weights that put the two samples' logits at 1 and 0
-        blend.blend.weight.copy_(d[None] / (BLEND_GAIN * d.dot(d)))
-        blend.blend.bias.fill_(-float(blend.blend.weight[0].dot(cond[1])))
-        w = blend.blend_weight(cond)
-        torch.testing.assert_close(w, torch.sigmoid(torch.tensor([1.0, 0.0])), rtol=0, atol=1e-5)
-        mid = blend.base_mapping(centre, cond)
-        for i in range(2):
-            torch.testing.assert_close(mid[i], torch.lerp(lo[i], hi[i], w[i]), rtol=0, atol=1e-6)
-
-
-def test_blend_gate_trains_and_its_gradient_reaches_the_condition_net():
-    from didtv.models.analytic import bt2446a_inverse_pq
-
-    _, blend = _blend_pair()
-    blend.train()
-    frames = _frames()
-    target = torch.lerp(sdr_to_pq_bt2408(frames[:, 3]), bt2446a_inverse_pq(frames[:, 3]), 0.9)
-    hdr, _ = blend(frames)
-    F.l1_loss(hdr, target).backward()
-    assert blend.blend.bias.grad is not None and blend.blend.bias.grad.item() < 0  # raise w towards the target
-    assert blend.condition.fc.weight.grad.abs().sum() > 0
-
-
-def test_blend_base_under_bfloat16_autocast_stays_float32():
-    _, blend = _blend_pair()
-    frames = _frames(1, 8, 16)
-    with torch.no_grad():
-        ref, _ = blend(frames)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            hdr, _ = blend(frames)
-            base = blend.base_mapping(frames[:, 3], blend.condition_vector(frames))
-    assert hdr.dtype == base.dtype == torch.float32
-    assert (hdr - ref).abs().max() < 2e-2
-
-
 def test_unknown_base_is_refused():
     with pytest.raises(ValueError, match="base"):
         DIDNet(**{**TINY_CONFIG, "base": "reinhard"})
@@ -401,15 +332,3 @@ def test_the_global_path_stays_float32_under_bfloat16_autocast(tiny):
         for g, w in zip(got, want):
             assert g.dtype == torch.float32 and torch.equal(g, w)
     assert hdr.dtype == torch.float32
-
-
-def test_the_blend_gate_stays_float32_under_bfloat16_autocast():
-    _, blend = _blend_pair()
-    frames = _frames()
-    with torch.no_grad():
-        blend.blend.weight.normal_(0, 0.1)  # a gate that depends on the condition
-        cond = blend.condition_vector(frames)
-        want = blend.blend_weight(cond)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            got = blend.blend_weight(cond)
-    assert got.dtype == torch.float32 and torch.equal(got, want)

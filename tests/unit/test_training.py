@@ -242,8 +242,9 @@ def test_shipped_training_config_loads():
 
 
 def test_init_weights_starts_a_run_from_a_weights_file_with_new_parts(tiny_data, tmp_path):
-    """A run started from weights keeps every tensor the file has; parts the file lacks (the
-    blend gate) keep their initialisation; the EMA starts equal to the model."""
+    """A run started from weights keeps every tensor the file has; parts the file lacks (here the
+    auxiliary head of a model trained without it) keep their initialisation; the EMA starts equal
+    to the model."""
     import copy
 
     from didtv.models.didnet import DIDNet
@@ -251,24 +252,23 @@ def test_init_weights_starts_a_run_from_a_weights_file_with_new_parts(tiny_data,
     from didtv.train.config import ConfigError
     from didtv.train.loop import _start_from_weights, train
 
-    first = train(_cfg(tiny_data, tmp_path / "a", iterations=2))
+    first = train(_cfg(tiny_data, tmp_path / "a", iterations=2, aux_weight=0.0))  # no aux head
     weights = first / "final.safetensors"
-    blend = _cfg(tiny_data, tmp_path / "b", init_weights=str(weights), iterations=2,
-                 model_overrides={**_cfg(tiny_data, tmp_path).model_overrides, "base": "blend"})
-    model = DIDNet(**blend.model_config())
+    with_aux = _cfg(tiny_data, tmp_path / "b", init_weights=str(weights), iterations=2)
+    model = DIDNet(**with_aux.model_config())
     ema = copy.deepcopy(model)
-    assert _start_from_weights(weights, model, ema) == ["blend.weight", "blend.bias"]
+    assert _start_from_weights(weights, model, ema) == ["aux.weight", "aux.bias"]
     _, _, state, _ = read_weights(weights)
     for k, v in state.items():
         assert torch.equal(model.state_dict()[k], v) and torch.equal(ema.state_dict()[k], v)
-    out = train(blend)
+    out = train(with_aux)
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert log[0] == {"iteration": 0, "init_weights": str(weights), "new_parameters": ["blend.weight", "blend.bias"]}
+    assert log[0] == {"iteration": 0, "init_weights": str(weights), "new_parameters": ["aux.weight", "aux.bias"]}
     steps = [r for r in log if "loss" in r]
-    assert [r["iteration"] for r in steps] == [1, 2] and all(0 < r["blend"] < 1 for r in steps)
-    # a file with tensors the model does not have is refused (here: the plain model from a blend file)
+    assert [r["iteration"] for r in steps] == [1, 2] and all(r["l1_aux"] > 0 for r in steps)
+    # a file with tensors the model does not have is refused (here: the no-aux model from an aux file)
     with pytest.raises(ValueError, match="lacks"):
-        train(_cfg(tiny_data, tmp_path / "c", init_weights=str(out / "final.safetensors")))
+        train(_cfg(tiny_data, tmp_path / "c", init_weights=str(out / "final.safetensors"), aux_weight=0.0))
     with pytest.raises(ConfigError, match="exclude"):
         _cfg(tiny_data, tmp_path / "d", init_weights=str(weights), init_from="x/checkpoint.pt")
 
@@ -292,8 +292,6 @@ def test_every_shipped_config_loads_and_its_starting_point_can_be_made(path):
         start = Path(cfg.init_from)
         made_by = [p.stem for p in CONFIGS if Path(load_config(p).out_dir) == start.parent]
         assert start.name == "checkpoint.pt" and made_by and path.stem not in made_by, cfg.init_from
-    if path.stem == "tiny-blend":
-        assert cfg.model_config()["base"] == "blend"
 
 
 def test_lite_trains_resumes_and_its_lut_regularization_counts(tiny_data, tmp_path):
