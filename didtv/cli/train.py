@@ -119,9 +119,15 @@ def train_command(config, resume, iterations):
                    "does (default: convert's default).")
 @click.option("--quick", is_flag=True, help="With --data: PSNR and ΔE_ITP only (the model card's tables; "
               "about a tenth of the time).")
+@click.option("--protocol", type=click.Choice(["in-family", "held-out-scenes", "lofo"]), default=None,
+              help="With --data: one protocol's table (PSNR and ΔE_ITP per operator or family, the formulas' "
+                   "oracles marked): in-family = the fixed-operator val pool; held-out-scenes = a val set of "
+                   "the continuous families; lofo = only the family the learned models were trained without.")
+@click.option("--family", default=None, help="With --protocol lofo: the left-out family (default: read from the "
+              "weights' run folder, config.json -> train_data -> manifest).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 @handle_errors
-def eval_command(models, data_dir, clips, frames, qp, flicker, motion_guard, quick, as_json):
+def eval_command(models, data_dir, clips, frames, qp, flicker, motion_guard, quick, protocol, family, as_json):
     """Score models side by side: the paper's metrics per SDR operator and QP on a validation
     set (PSNR, SSIM, MS-SSIM, ΔE_ITP, VIFp, HaarPSI, VSI, high-frequency PSNR, MSRL-PSNR), the
     flicker of the output on the val clips against their truth (--flicker), and on real SDR clips.
@@ -131,6 +137,8 @@ def eval_command(models, data_dir, clips, frames, qp, flicker, motion_guard, qui
       didtv eval -m tiny -m bt2408 -m bt2446a --data data/val --qp 27,32,37,42
       didtv eval -m tiny --data data/val --flicker
       didtv eval -m tiny --clip didtv/samples/bikes-sample.mp4
+      didtv eval -m lite -m tiny -m bt2408 -m bt2446a --data data/val-cont --protocol held-out-scenes
+      didtv eval -m runs/lite-no-local/final.safetensors -m bt2408 -m bt2446a --data data/val-cont --protocol lofo
     """
     from didtv.train.evaluate import evaluate, evaluate_clips, evaluate_flicker
 
@@ -138,11 +146,20 @@ def eval_command(models, data_dir, clips, frames, qp, flicker, motion_guard, qui
         raise click.UsageError("nothing to evaluate: give --data DIR (a val set) and/or --clip FILE")
     if flicker and not data_dir:
         raise click.UsageError("--flicker measures the val clips of --data DIR (real clips always get it)")
+    if protocol and not data_dir:
+        raise click.UsageError("--protocol scores a val set: give --data DIR")
+    if family and protocol != "lofo":
+        raise click.UsageError("--family names the left-out family of --protocol lofo")
     qps = [int(q) for q in qp.split(",")] if qp else None
     result: dict = {"models": list(models)}
-    if data_dir:
-        result = evaluate(models, data_dir, qps=qps, motion_guard=motion_guard, quick=quick,
-                          on_clip=None if as_json else (lambda k, n: click.echo(f"didtv: {k}/{n} clips", err=True) if k % 24 == 0 else None))
+    progress = None if as_json else (lambda k, n: click.echo(f"didtv: {k}/{n} clips", err=True) if k % 24 == 0 else None)
+    if protocol:
+        from didtv.train.protocols import run_protocol
+
+        result["protocol"] = run_protocol(protocol, models, data_dir, family=family, qps=qps,
+                                          motion_guard=motion_guard, on_clip=progress)
+    elif data_dir:
+        result = evaluate(models, data_dir, qps=qps, motion_guard=motion_guard, quick=quick, on_clip=progress)
     if flicker:
         result["val_flicker"] = evaluate_flicker(
             models, data_dir, qps=qps, motion_guard=motion_guard,
@@ -167,6 +184,10 @@ def format_tables(result: dict) -> str:
     """Markdown tables: rows = operator (and 'all'), columns = QPs then mean, one per metric and
     model; then the flicker table of the real clips."""
     lines = []
+    if result.get("protocol"):
+        from didtv.train.protocols import format_protocol
+
+        lines.append(format_protocol(result["protocol"]))
     if "summary" in result:
         groups = result["summary"]["groups"]
         ops = sorted({g["operator"] for g in groups if g["operator"] != "*"}) + ["*"]

@@ -44,9 +44,11 @@ def load_val_clip(data_dir: Path, rec: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def evaluate(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] | None = None,
              device: str | None = None, on_clip: Callable[[int, int], None] | None = None,
-             motion_guard: bool | None = None, quick: bool = False) -> dict:
+             motion_guard: bool | None = None, quick: bool = False,
+             operators: Iterable[str] | None = None) -> dict:
     """``motion_guard``: the Runner's (None: its default). ``quick``: only :data:`QUICK_METRICS`
-    (the other metrics, MSRL-PSNR included, are NaN; the next frame is not run).
+    (the other metrics, MSRL-PSNR included, are NaN; the next frame is not run). ``operators``:
+    keep only the clips of these operators (or continuous families); None: all.
 
     Returns ``{"models": [...], "rows": [{model, operator, qp, file, <METRICS>}], "summary": ...}``."""
     from didtv.models.registry import load_model
@@ -54,7 +56,8 @@ def evaluate(models: Iterable[str], data_dir: str | Path, *, qps: Iterable[int] 
 
     data_dir = Path(data_dir)
     manifest = load_manifest(data_dir)
-    clips = [c for c in manifest["clips"] if qps is None or c["qp"] in set(qps)]
+    clips = [c for c in manifest["clips"] if (qps is None or c["qp"] in set(qps))
+             and (operators is None or c["operator"] in set(operators))]
     names = list(models)
     runners = {name: Runner(load_model(name), device=device, motion_guard=motion_guard) for name in names}
     rows = []
