@@ -35,9 +35,13 @@ def data_group() -> None:
 @click.option("--exclude-family", "excluded", multiple=True,
               help="Leave this continuous family out (implies continuous; repeatable): leave-one-family-out "
                    "training data. Score on a val set built with --families F.")
+@click.option("--metering", type=click.Choice(["average", "highkey"]), default="average", show_default=True,
+              help="Exposure of scene-linear views: average (log-average at 18 % of 203 cd/m2) or highkey "
+                   "(also lift views whose brightest surfaces land below 3/4 of 203 cd/m2, up to 2 stops; "
+                   "docs/training.md).")
 @handle_errors
 def data_build(sources, output, split, clips_per_source, size, seed, workers, transfer, moving_objects,
-               operator_set, families, excluded):
+               operator_set, families, excluded, metering):
     """Render SOURCES (OpenEXR, Radiance .hdr, 16-bit PQ/HLG PNG/TIFF, HDR10/HLG videos, or
     folders of them) into (degraded SDR, clean SDR, HDR) clips.
 
@@ -65,7 +69,7 @@ def data_build(sources, output, split, clips_per_source, size, seed, workers, tr
 
     out = build(list(sources), output, seed=seed, clips_per_source=clips_per_source, size=(size, size),
                 split=split, workers=workers, transfer=transfer, moving_objects=moving_objects,
-                families=chosen, on_clip=lambda n: click.echo(f"didtv: {n} clips", err=True) if n % 50 == 0 else None,
+                families=chosen, metering=metering, on_clip=lambda n: click.echo(f"didtv: {n} clips", err=True) if n % 50 == 0 else None,
                 on_skip=lambda src, why: click.echo(f"didtv: skipped {src}: {why}", err=True))
     click.echo(f"wrote {out}/manifest.json")
 

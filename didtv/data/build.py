@@ -23,7 +23,7 @@ from didtv.color.gamut import BT709_TO_BT2020, apply_matrix
 from didtv.color.transfer import pq_inverse_eotf
 from didtv.data.degrade import CODECS, OPERATORS, QPS, codec_damage, render_sdr
 from didtv.data.families import FAMILIES, check_families, draw_params, render_family_sdr
-from didtv.data.sources import (find_sources, hdr_clip, is_video, read_source, video_clips, video_frame_count,
+from didtv.data.sources import (METERINGS, find_sources, hdr_clip, is_video, read_source, video_clips, video_frame_count,
                                 whole_view_size)
 
 FRAMES = 7  # frames per clip (the model's window)
@@ -49,7 +49,7 @@ def hdr_to_pq2020(nits: np.ndarray) -> np.ndarray:
 
 def _make_clip(args) -> dict:
     """One still source; ``size=None``: the whole picture, at most ``max_width`` wide (val)."""
-    (src, out_dir, recipe_seed, size, renders, all_frames, transfer, max_width, moving_object) = args
+    (src, out_dir, recipe_seed, size, renders, all_frames, transfer, max_width, moving_object, metering) = args
     rng = np.random.default_rng(recipe_seed)
     source = read_source(src, transfer)
     image = source.light
@@ -59,7 +59,7 @@ def _make_clip(args) -> dict:
     panorama = abs(image.shape[1] / image.shape[0] - 2.0) < 0.05
     clip = hdr_clip(image, rng, size=size, panorama=panorama, whole=whole,
                     key_range=(-0.5, 0.5) if whole else (-1.0, 1.0), display_referred=source.display_referred,
-                    moving_object=moving_object)
+                    moving_object=moving_object, metering=metering)
     return {"records": _write_renders(clip, renders, out_dir, all_frames, src, recipe_seed, moving_object)}
 
 
@@ -104,7 +104,7 @@ def _write_renders(clip: np.ndarray, renders, out_dir, all_frames: bool, src, re
 def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clips_per_source: int = 8,
           size: tuple[int, int] = (192, 192), split: str = "train", workers: int = 2,
           max_width: int = 384, transfer: str = "pq", moving_objects: float = 0.0,
-          families: list[str] | None = None, on_clip=None, on_skip=None) -> Path:
+          families: list[str] | None = None, metering: str = "average", on_clip=None, on_skip=None) -> Path:
     """Build a data set. ``split="train"``: ``clips_per_source`` random views per source, each with
     a random operator, codec, QP, exposure and saturation. ``split="val"``: the whole image
     (downscaled to at most ``max_width``, sizes multiples of 8), every operator x every QP,
@@ -124,7 +124,11 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
     from a stream of their own (no extra exposure or saturation grade: each family has its own);
     val sources get every listed family x every QP, the parameters drawn per (source, family), so
     a val set built with one family holds the same clips as that family's part of a fuller one.
-    The manifest records ``family`` and the drawn ``params`` per clip. None: the fixed six."""
+    The manifest records ``family`` and the drawn ``params`` per clip. None: the fixed six.
+    ``metering``: how scene-linear views are exposed (:func:`didtv.data.sources.expose`:
+    "average", the default, or "highkey"); recorded in the manifest when not the default."""
+    if metering not in METERINGS:
+        raise ValueError(f"metering must be one of {', '.join(METERINGS)}, got {metering!r}")
     if not 0.0 <= moving_objects <= 1.0:
         raise ValueError(f"moving_objects must be a share in [0, 1], got {moving_objects}")
     if families is not None:
@@ -163,7 +167,7 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
                 renders.append((name, operator, codec, qp, exposure, saturation, params))
                 if not is_video(src):
                     jobs.append((_make_clip, (src, out, recipe_seed, size, [renders[-1]], False, transfer, max_width,
-                                              _moving_object(moving_objects, seed, si, ci))))
+                                              _moving_object(moving_objects, seed, si, ci), metering)))
             if is_video(src):
                 video_seed = int(np.random.SeedSequence([seed, si]).generate_state(1)[0])
                 jobs.append((_make_video_clips, (src, out, video_seed, size, [[r] for r in renders], False, max_width)))
@@ -180,7 +184,7 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
                 jobs.append((_make_video_clips, (src, out, recipe_seed, None, [renders], True, max_width)))
             else:
                 jobs.append((_make_clip, (src, out, recipe_seed, None, renders, True, transfer, max_width,
-                                          _moving_object(moving_objects, seed, si))))
+                                          _moving_object(moving_objects, seed, si), metering)))
         else:
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     records: list[dict] = []
@@ -205,6 +209,8 @@ def build(sources: list[str | Path], out_dir: str | Path, *, seed: int = 0, clip
                 "operators": list(families or OPERATORS), "qps": list(QPS), "clips": records}
     if families:
         manifest["families"] = list(families)
+    if metering != "average":
+        manifest["metering"] = metering
     if skipped:
         manifest["skipped"] = skipped
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))

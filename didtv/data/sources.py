@@ -16,7 +16,10 @@ Convention (docs/training.md):
    moves against that background, fast (up to 24 px/frame): occlusions and local motion.
 4. **Exposure** is anchored on the view (not the whole panorama): the log-average luminance of
    the centre frame, ignoring the darkest and brightest 1 %, is mapped to ``key`` cd/m2
-   (default 18 % of the BT.2408 reference white, 36.5 cd/m2, times a random 2^U(-1, 1)).
+   (default 18 % of the BT.2408 reference white, 36.5 cd/m2, times a random 2^U(-1, 1)):
+   diffuse white at 203 cd/m2 for a view of average reflectance (:data:`DIFFUSE_WHITE`,
+   :data:`DEFAULT_KEY`). ``metering="highkey"`` also lifts views whose brightest surfaces
+   would land far below it (:func:`expose`).
 5. **Highlights** roll off smoothly to the mastering peak (1000 cd/m2) with the BT.2390 EETF
    applied in PQ to max(R, G, B), which keeps hue; light below about 390 cd/m2 is untouched.
 """
@@ -315,29 +318,56 @@ def video_clips(path: str | Path, rng: np.random.Generator, *, count: int, size:
     return [roll_off_highlights(c, peak) for c in clips]
 
 
-def expose(views: np.ndarray, key_nits: float) -> np.ndarray:
-    """Scale scene-linear ``views`` (t, h, w, 3) so the centre frame's robust log-average
-    luminance becomes ``key_nits``; returns display light in cd/m2."""
+#: The exposure convention of the HDR targets (docs/training.md, "The exposure convention"):
+#: diffuse white at the BT.2408 reference white, 203 cd/m2, and a view's robust log-average
+#: luminance at the 18 % grey of that white (average metering, as a camera's).
+DIFFUSE_WHITE = REFERENCE_WHITE
+GREY = 0.18
+DEFAULT_KEY = GREY * DIFFUSE_WHITE  # 36.5 cd/m2
+#: ``metering="highkey"``: a view whose brightest surfaces (its 99th luminance percentile) would
+#: land below this share of diffuse white under average metering is brightened until they reach
+#: it, by at most ``HIGHKEY_MAX_STOPS`` (snow, sand, a white ceiling stay high-key). 0.75 x 203 =
+#: 152 cd/m2 is about where the median ``hdri/train`` view puts it already (155), so views of
+#: average or low key are left as average metering renders them.
+HIGHKEY_FLOOR = 0.75
+HIGHKEY_PERCENTILE = 99.0
+HIGHKEY_MAX_STOPS = 2.0
+METERINGS = ("average", "highkey")
+
+
+def expose(views: np.ndarray, key_nits: float, metering: str = "average") -> np.ndarray:
+    """Scale scene-linear ``views`` (t, h, w, 3) to display light in cd/m2 from the centre frame.
+
+    ``average``: its robust log-average luminance (the darkest and brightest 1 % ignored) becomes
+    ``key_nits``. ``highkey``: the same, then brightened where the view's 99th luminance
+    percentile sits below ``HIGHKEY_FLOOR`` of diffuse white (scaled with ``key_nits`` /
+    :data:`DEFAULT_KEY`, so a random exposure grade still applies), by at most
+    ``HIGHKEY_MAX_STOPS``; a view already reaching it is unchanged."""
+    if metering not in METERINGS:
+        raise ValueError(f"metering must be one of {', '.join(METERINGS)}, got {metering!r}")
     centre = views[len(views) // 2]
     y = centre @ LUMA_709
     lo, hi = np.percentile(y, [1, 99])
-    y = np.clip(y, max(lo, 1e-6), max(hi, 2e-6))
-    log_avg = float(np.exp(np.mean(np.log(y))))
-    return views * (key_nits / max(log_avg, 1e-9))
-
-
-DEFAULT_KEY = 0.18 * REFERENCE_WHITE
+    yc = np.clip(y, max(lo, 1e-6), max(hi, 2e-6))
+    log_avg = float(np.exp(np.mean(np.log(yc))))
+    gain = key_nits / max(log_avg, 1e-9)
+    if metering == "highkey":
+        bright = float(np.percentile(y, HIGHKEY_PERCENTILE)) * gain
+        floor = HIGHKEY_FLOOR * DIFFUSE_WHITE * key_nits / DEFAULT_KEY
+        gain *= float(np.clip(floor / max(bright, 1e-9), 1.0, 2.0 ** HIGHKEY_MAX_STOPS))
+    return views * gain
 
 
 def hdr_clip(image: np.ndarray, rng: np.random.Generator, *, size: tuple[int, int] = (192, 192),
              panorama: bool = True, peak: float = 1000.0, key_range: tuple[float, float] = (-1.0, 1.0),
              whole: bool = False, frames: int = 7, display_referred: bool = False,
-             moving_object: bool = False) -> np.ndarray:
+             moving_object: bool = False, metering: str = "average") -> np.ndarray:
     """One display-referred HDR clip ``(t, h, w, 3)``: BT.709-primaries linear light in cd/m2,
     at most ``peak``. ``whole=True`` frames the entire image (validation) instead of a random view.
     ``display_referred``: ``image`` is already in cd/m2 (a graded PQ/HLG source): its exposure is
     kept instead of being anchored. ``moving_object``: add one object that moves against the
-    background (:func:`add_moving_object`)."""
+    background (:func:`add_moving_object`). ``metering``: how a scene-linear view is exposed
+    (:func:`expose`)."""
     h_src, w_src = image.shape[:2]
     out_h, out_w = size
     if whole:
@@ -357,4 +387,4 @@ def hdr_clip(image: np.ndarray, rng: np.random.Generator, *, size: tuple[int, in
     if moving_object:
         views = add_moving_object(views, image, rng)
     key = DEFAULT_KEY * 2.0 ** rng.uniform(*key_range)
-    return roll_off_highlights(views if display_referred else expose(views, key), peak)
+    return roll_off_highlights(views if display_referred else expose(views, key, metering), peak)

@@ -248,7 +248,7 @@ def format_protocol(result: dict) -> str:
         lines.append("")
     for e in ms:
         text = (f"- {e['model']}: {e['mean_margin']:+.2f} dB over {e['base']} on the mean, "
-                f"{e['min_margin']:+.2f} at the least ({e['min_row']}); ΔE_ITP not below {e['base']}'s on "
+                f"{e['min_margin']:+.2f} at the least ({e['min_row']}); ΔE_ITP at or above {e['base']}'s on "
                 f"{', '.join(e['de_not_better']) or 'none'}")
         if "rival" in e:
             text += f"; behind {e['rival']} in PSNR on {', '.join(e['behind_rival']) or 'none'} (oracles apart)"
