@@ -9,7 +9,8 @@ STAMP := $(VENV)/.didtv-installed
 # torch 2.14.1 and torchvision 0.29.1 (a CUDA build: the GPU path works where a GPU is; it runs
 # on the CPU elsewhere) lie on disk on our machines; pip takes them from there (about a minute,
 # 5.5 GB in the venv). Elsewhere they come from PyPI. torchvision is needed by piq (the 'eval'
-# extra's metrics). The tests need every extra (pyproject.toml: train, eval, preview, test).
+# extra's metrics). The tests need every extra (pyproject.toml: train, eval, preview, ray, test;
+# ray 2.60.0 installs from PyPI in about 15 s, 240 MB).
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: demo test system venv clean
@@ -28,7 +29,7 @@ system:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -c "import torch, torchvision" 2>/dev/null || $(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[test,train,eval,preview]"
+	$(BIN)/pip install -q -e ".[test,train,eval,preview,ray]"
 	touch $(STAMP)
 
 venv: system $(STAMP)

@@ -160,6 +160,9 @@ def convert(
     torch_compile: bool = False,
     chunks: str | float | None = "auto",
     keep_work: bool | str = False,
+    workers: int | None = None,
+    engine: str | None = None,
+    address: str | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> ConvertResult:
     """Convert one SDR video to HDR10.
@@ -181,6 +184,8 @@ def convert(
     into a hidden work folder next to ``dst`` and joined; a conversion that was stopped resumes
     from its finished chunks. The folder is removed on success and on an error, kept after
     KeyboardInterrupt; ``keep_work``: True keeps it always, ``"on-failure"`` on an error too.
+    ``workers``/``engine``/``address``: the chunks run on ``workers`` processes of this machine
+    or as Ray tasks (didtv.engine, docs/scale.md); ``auto`` chunks then start at 20 s.
     """
     import torch  # noqa: F401  (imported here: `import didtv` stays light)
 
@@ -189,8 +194,14 @@ def convert(
     from didtv.io.encode import container_of, measure_written, remux_mp4, write_container_hdr10
     from didtv.pipeline.runner import Runner
 
+    from didtv.engine import check_engine, is_parallel, open_engine
+
     t0 = time.monotonic()
     src, dst = Path(src), Path(dst)
+    engine, workers = check_engine(engine, workers, address)
+    parallel = is_parallel(engine, workers)
+    if engine == "ray":  # other nodes: the same absolute paths (a shared filesystem)
+        src, dst = Path(os.path.abspath(src)), Path(os.path.abspath(dst))
     if not isinstance(preset, Preset):
         preset = load_preset(preset)
     check_ffmpeg()
@@ -212,7 +223,9 @@ def convert(
     pts, time_base, ts_start = frame_timestamps(info)
     total = len(pts)
     warnings: list[str] = []
-    seconds = chunk_seconds(chunks, total, info.fps)
+    seconds = chunk_seconds(chunks, total, info.fps, parallel=workers or (2 if parallel else 1))
+    if parallel and seconds is None:
+        warnings.append("converted in one pass by one worker: the video is not cut into chunks")
     if seconds is not None and (None in pts or len(set(pts)) != total):
         seconds = None  # chunks are cut by timestamp
         warnings.append("converted in one pass, not in chunks: the video's timestamps are missing or repeated")
@@ -239,11 +252,16 @@ def convert(
     tmp_ts = partial_path(dst, ".timestamps.txt")
     warnings += _input_notes(info, (width, height))
     metadata = {IDENTITY_TAG: json.dumps(identity, sort_keys=True)}
-    work_ctx = contextlib.nullcontext()
+    work_ctx = engine_ctx = contextlib.nullcontext()
     if seconds is not None:
         from didtv.chunks.run import ChunkJob, chunk_work, encode_chunked
+        from didtv.engine.tasks import ModelSpec
         work_ctx = chunk_work(dst, keep_work)
-    with work_ctx as work:
+        engine_ctx = open_engine(engine, workers, address, device=device) or engine_ctx
+        spec = ModelSpec(preset, model_name, {"device": device, "precision": precision, "tile": tile,
+                                              "batch_size": batch_size, "motion_guard": motion_guard,
+                                              "torch_compile": torch_compile})
+    with work_ctx as work, engine_ctx as pool:
         try:
             if work is None:
                 stages = _one_pass(info, (width, height), preset, runner, tmp_mkv, metadata, total, on_progress)
@@ -252,7 +270,7 @@ def convert(
                                preset.encode.mastering.max_luminance, sorted(pts), time_base, ts_start)
                 stages = encode_chunked(job, dst=dst, work=work, runner=runner, seconds=seconds,
                                         what=identity, out_mkv=tmp_mkv, metadata=metadata,
-                                        report=_chunk_reporter(on_progress, total))
+                                        report=_chunk_reporter(on_progress, total), engine=pool, spec=spec)
             # -- after the frame loop: timing, verification, metadata, container (issue 5) --
             encoded = _retime_if_needed(retime_plan(pts, time_base, ts_start, info.fps), tmp_mkv,
                                         tmp_vfr, tmp_ts, warnings)

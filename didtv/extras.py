@@ -5,7 +5,8 @@ needs. The rest is opt-in, by pyproject extra:
 
 - ``train``: ``didtv data build`` (OpenEXR and OpenCV read the HDR photographs);
 - ``eval``: ``didtv eval`` (piq's structural metrics, which import torchvision);
-- ``preview``: ``didtv preview`` (matplotlib draws the legends and histograms).
+- ``preview``: ``didtv preview`` (matplotlib draws the legends and histograms);
+- ``ray``: ``didtv convert --engine ray`` (chunks and files as Ray tasks, docs/scale.md).
 
 :data:`COMMAND_EXTRAS` says which command needs which; the CLI checks it before running the
 command (:func:`require`), so a missing package is one line naming the extra to install, not a
@@ -23,6 +24,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "train": ("OpenEXR", "cv2"),
     "eval": ("piq", "torchvision"),
     "preview": ("matplotlib",),
+    "ray": ("ray",),
 }
 
 #: command (as typed after ``didtv``) -> the extra it needs.

@@ -49,6 +49,9 @@ def convert_batch(
     motion_guard: bool | None = None,
     torch_compile: bool = False,
     verify: str = "quick",
+    workers: int | None = None,
+    engine: str | None = None,
+    address: str | None = None,
     report_path: str | os.PathLike | None = None,
     on_event: Callable[[BatchEvent], None] | None = None,
     cancel: threading.Event | None = None,
@@ -60,6 +63,8 @@ def convert_batch(
     :func:`didtv.api.convert`.
     ``container``: "mkv" or "mp4". ``jobs``: files converted at once (threads; each runs its
     own FFmpeg processes). ``overwrite``: convert again even when an output verifies.
+    ``workers``/``engine``/``address``: files converted in ``workers`` processes of this
+    machine, or as Ray tasks (didtv.engine, docs/scale.md), instead of ``jobs`` threads here.
     ``verify``: "quick" or "full" (see :func:`verify_output`). ``report_path``: where the JSON
     report is written (atomically, after every file); None: not written. ``cancel``: set it
     (from any thread) to stop like an interrupt. Returns the report; raises
@@ -78,6 +83,11 @@ def convert_batch(
         raise ValueError(f"verify must be one of {VERIFY_MODES}, got {verify!r}")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    from didtv.engine import check_engine, is_parallel, open_engine
+
+    engine, workers = check_engine(engine, workers, address)
+    if jobs > 1 and is_parallel(engine, workers):
+        raise ValueError("jobs (threads) and workers / engine ray (processes) exclude each other")
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     real_in, real_out, out_inside = check_dirs(in_dir, out_dir)
     if not isinstance(preset, Preset):
@@ -98,7 +108,7 @@ def convert_batch(
     report = BatchReport(
         in_dir=in_dir, out_dir=out_dir, container=container, recursive=recursive, jobs=jobs,
         options={"preset": preset.name, "model": model_name, "force": force,
-                 "overwrite": overwrite, "verify": verify},
+                 "overwrite": overwrite, "verify": verify, "engine": engine, "workers": workers},
         started=started)
     report.removed_partials = clean_stale_partials(out_dir)
     if out_inside:
@@ -128,18 +138,25 @@ def convert_batch(
             emit("done", item)
     save()
     stop = cancel or threading.Event()
+    pool = open_engine(engine, workers, address, device=device) if is_parallel(engine, workers) else None
 
     def process(item: BatchItem) -> None:
         _process(item, out_dir=out_dir, preset=preset, model_name=model_name, overwrite=overwrite,
                  force=force, run={"device": device, "precision": precision, "tile": tile,
                                    "batch_size": batch_size, "motion_guard": motion_guard,
                                    "torch_compile": torch_compile},
-                 full=verify == "full", stop=stop, emit=emit)
+                 full=verify == "full", stop=stop, emit=emit, engine=pool)
         save()
 
     todo = [i for i in report.items if i.status == "pending"]
     try:
-        if jobs == 1:
+        if pool is not None:
+            with pool:
+                _run_parallel(todo, process, pool.capacity, stop)
+                if stop.is_set():
+                    pool.stop()
+            report.removed_partials += clean_stale_partials(out_dir)  # of workers that died
+        elif jobs == 1:
             for item in todo:
                 if stop.is_set():
                     raise _Cancelled()
@@ -184,7 +201,7 @@ def _run_parallel(todo: list[BatchItem], process, jobs: int, stop: threading.Eve
 
 
 def _process(item: BatchItem, *, out_dir: Path, preset, model_name: str, overwrite: bool,
-             force: bool, run: dict, full: bool, stop: threading.Event, emit) -> None:
+             force: bool, run: dict, full: bool, stop: threading.Event, emit, engine=None) -> None:
     """Verify or convert one item (``run``: convert()'s device/precision/tile/batch_size); records
     the outcome in ``item``. Re-raises interrupts
     (after marking the item) and nothing else."""
@@ -218,9 +235,16 @@ def _process(item: BatchItem, *, out_dir: Path, preset, model_name: str, overwri
                 raise _Cancelled()
             emit("progress", item, p)
 
-        result = convert(item.source, dst, preset=preset, model=model_name,
-                         overwrite=redo is not None, force=force, **run,
-                         on_progress=on_progress)
+        if engine is None:
+            result = convert(item.source, dst, preset=preset, model=model_name,
+                             overwrite=redo is not None, force=force, **run, on_progress=on_progress)
+        else:
+            from didtv.batch.dispatch import convert_file
+
+            result = convert_file(engine, item.source, dst, preset=preset, model=model_name,
+                                  overwrite=redo is not None, force=force, run=run,
+                                  estimated_frames=item.estimated_frames, on_progress=on_progress,
+                                  stopped=stop.is_set)
         item.status, item.frames, item.warnings = "converted", result.frames, list(result.warnings)
         item.reason = f"redone: {redo}" if redo else None
     except KeyboardInterrupt:

@@ -24,6 +24,9 @@ CONTEXT = 3
 AUTO_MIN_SECONDS = 300.0
 #: ... of at most this many seconds.
 AUTO_CHUNK_SECONDS = 60.0
+#: With several workers, ``auto`` cuts videos longer than this (seconds) into chunks of
+#: duration / workers (at least half of this, at most AUTO_CHUNK_SECONDS).
+AUTO_PARALLEL_MIN_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -61,13 +64,18 @@ def parse_chunks(value: str | float | int | None) -> str | float | None:
     return seconds
 
 
-def chunk_seconds(setting: str | float | None, frames: int, fps: Fraction) -> float | None:
+def chunk_seconds(setting: str | float | None, frames: int, fps: Fraction, parallel: int = 1) -> float | None:
     """The chunk length for a video of ``frames`` at ``fps``, or None for one pass.
-    ``auto``: :data:`AUTO_CHUNK_SECONDS` when the video is longer than :data:`AUTO_MIN_SECONDS`."""
+    ``auto``: :data:`AUTO_CHUNK_SECONDS` when the video is longer than :data:`AUTO_MIN_SECONDS`;
+    with ``parallel`` > 1 workers, duration / workers (between 10 and 60 s) when it is longer
+    than :data:`AUTO_PARALLEL_MIN_SECONDS`."""
     setting = parse_chunks(setting)
-    if setting == "auto":
-        return AUTO_CHUNK_SECONDS if fps > 0 and frames / fps > AUTO_MIN_SECONDS else None
-    return setting
+    if setting != "auto":
+        return setting
+    duration = frames / fps if fps > 0 else 0.0
+    if parallel > 1 and duration > AUTO_PARALLEL_MIN_SECONDS:
+        return min(AUTO_CHUNK_SECONDS, max(AUTO_PARALLEL_MIN_SECONDS / 2, duration / parallel))
+    return AUTO_CHUNK_SECONDS if duration > AUTO_MIN_SECONDS else None
 
 
 def plan_chunks(total: int, max_frames: int, cuts: list[int], context: int = CONTEXT) -> list[Chunk]:

@@ -116,11 +116,16 @@ def convert_chunk(job: ChunkJob, chunk: Chunk, runner, out: Path, seed: dict | N
 
 
 def encode_chunked(job: ChunkJob, *, dst: Path, work: Work, runner, seconds: float, what: dict,
-                   out_mkv: Path, metadata: dict, report: Callable | None = None):
+                   out_mkv: Path, metadata: dict, report: Callable | None = None,
+                   engine=None, spec=None):
     """Convert every chunk not yet finished in ``work``, then join all of them with the source's
     other streams into ``out_mkv``. ``report(frames_done, frames_resumed, chunks_done,
-    chunks_total, stats)`` is called after every frame. Returns the last chunk's stage clocks
-    (None when every chunk was already finished)."""
+    chunks_total, stats)`` is called as frames are done. ``engine`` (didtv.engine; default: this
+    process, with ``runner``) runs the chunks, ``spec`` tells its workers how to build the model
+    (didtv.chunks.schedule). Returns the last stage clocks seen (None when every chunk was
+    already finished)."""
+    from didtv.chunks.schedule import convert_chunks
+    from didtv.engine.base import InlineEngine
     from didtv.io.encode import cfr_timestamps_ms, join_mkv, mux_source_streams
 
     info = job.info
@@ -128,27 +133,8 @@ def encode_chunked(job: ChunkJob, *, dst: Path, work: Work, runner, seconds: flo
     max_frames = max(1, int(round(seconds * info.fps)))
     chunks, _ = work.plan({**what, "size": list(job.size), "chunk_frames": max_frames}, total,
                           lambda: plan_chunks(total, max_frames, scan_cuts(info, job.size)))
-    records: dict[int, dict] = {}
-    for chunk in chunks:
-        record = work.finished(chunk)
-        if record is None:
-            break  # later chunks are seeded from this one: redo from here
-        records[chunk.index] = record
-    for chunk in chunks[len(records):]:  # a chunk after a gap: made again
-        work.chunk_path(chunk).unlink(missing_ok=True)
-    resumed = sum(chunks[k].frames for k in records)
-    done_frames, stats = resumed, None
-    if report:
-        report(done_frames, resumed, len(records), len(chunks), None)
-    for chunk in chunks[len(records):]:
-        prev = records.get(chunk.index - 1)
-        on_frame = _frame_reporter(report, done_frames, resumed, len(records), len(chunks))
-        shot, stats = _convert_reporting(job, chunk, runner, work.partial_path(chunk),
-                                         prev.get("shot") if prev else None, on_frame, len(chunks))
-        records[chunk.index] = work.finish(chunk, shot.end_state)
-        done_frames += chunk.frames
-        if report:
-            report(done_frames, resumed, len(records), len(chunks), stats)
+    stats = convert_chunks(job, chunks, work, engine or InlineEngine(runner), spec,
+                           has_condition=hasattr(runner.model, "condition_vector"), report=report)
     joined = work.path / "joined.mkv"
     try:
         join_mkv([work.chunk_path(c) for c in chunks], joined,
@@ -160,17 +146,7 @@ def encode_chunked(job: ChunkJob, *, dst: Path, work: Work, runner, seconds: flo
     return stats
 
 
-def _frame_reporter(report, base: int, resumed: int, chunks_done: int, chunks_total: int):
-    """run_stages' per-frame callback for one chunk -> ``report`` (None without one)."""
-    if report is None:
-        return None
-
-    def on_frame(stats) -> None:
-        report(base + stats.clocks["model"].frames, resumed, chunks_done, chunks_total, stats)
-    return on_frame
-
-
-def _convert_reporting(job: ChunkJob, chunk: Chunk, runner, out: Path, seed, on_frame, n: int):
+def convert_chunk_named(job: ChunkJob, chunk: Chunk, runner, out: Path, seed, on_frame, n: int):
     """:func:`convert_chunk`; a seek that lands wrong is retried decoding from the start; a
     failure becomes one line naming the chunk and its time."""
     t0 = time.monotonic()

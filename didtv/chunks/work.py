@@ -106,8 +106,14 @@ class Work:
     def chunk_path(self, chunk: Chunk) -> Path:
         return self.path / f"chunk-{chunk.index:05d}.mkv"
 
-    def partial_path(self, chunk: Chunk) -> Path:
-        return self.path / f"chunk-{chunk.index:05d}.partial.mkv"
+    def partial_path(self, chunk: Chunk, token: str = "") -> Path:
+        """Where a chunk is written before it is accepted; ``token`` makes the name unique to
+        one attempt (parallel engines: a retried task never writes over another's file)."""
+        return self.path / f"chunk-{chunk.index:05d}.partial{'-' + token if token else ''}.mkv"
+
+    def partials(self, chunk: Chunk) -> list[Path]:
+        """Every temporary file of ``chunk`` (of any attempt)."""
+        return sorted(self.path.glob(f"chunk-{chunk.index:05d}.partial*"))
 
     def finished(self, chunk: Chunk) -> dict | None:
         """The record of ``chunk`` when it is finished and verified (its record names this plan
@@ -129,10 +135,27 @@ class Work:
             p.unlink(missing_ok=True)
         return None
 
-    def finish(self, chunk: Chunk, shot_state: dict | None) -> dict:
-        """Move the chunk's finished partial file into place and write its record."""
-        os.replace(self.partial_path(chunk), self.chunk_path(chunk))
-        record = {"key": self.key, "start": chunk.start, "end": chunk.end, "shot": shot_state}
+    def finish(self, chunk: Chunk, shot_state: dict | None, partial: Path | None = None, *,
+               seed: dict | None = None, fresh: bool | None = None) -> dict:
+        """Verify the chunk's partial file (ffprobe counts its frames, as :meth:`finished`
+        does), move it into place and write its record. ``seed``: the shot state the chunk
+        started from (its digest is recorded: see :func:`seed_digest`); ``fresh``: whether its
+        first frame started a shot. A partial file that does not verify is removed and the
+        chunk fails (OutputError)."""
+        from didtv.io.probe import count_frames
+
+        partial = self.partial_path(chunk) if partial is None else partial
+        try:
+            frames = count_frames(partial)
+        except (ProbeError, OSError) as exc:
+            frames = f"none ({exc})"
+        if frames != chunk.frames:
+            partial.unlink(missing_ok=True)
+            raise OutputError(f"chunk {chunk.index + 1} was written incompletely ({frames} of "
+                              f"{chunk.frames} frames): refused")
+        os.replace(partial, self.chunk_path(chunk))
+        record = {"key": self.key, "start": chunk.start, "end": chunk.end, "shot": shot_state,
+                  "seed": seed_digest(seed), "fresh": fresh}
         _write_json(self._record_path(chunk), record)
         return record
 
@@ -157,6 +180,35 @@ class Work:
     def remove(self) -> None:
         """Delete the folder (success, or a failure without ``keep_work``)."""
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def seed_digest(state: dict | None) -> str | None:
+    """A short digest of a shot state (None for None): a chunk's record names the state it was
+    seeded with, so a resumed run knows whether it still follows its predecessor."""
+    if state is None:
+        return None
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def usable_records(work: Work, chunks: list[Chunk]) -> dict[int, dict]:
+    """The finished chunks a resumed run keeps: chunk k is kept when it verifies and either
+    started without a seed and its first frame starts a shot (or the model has no shot state:
+    it depends on nothing before it), or it was seeded with the end state of chunk k-1, itself
+    kept. The files of the others are removed."""
+    records: dict[int, dict] = {}
+    for chunk in chunks:
+        record = work.finished(chunk)
+        if record is None:
+            continue
+        prev = records.get(chunk.index - 1)
+        if chunk.index == 0 or ("seed" in record and record["seed"] is None and record.get("fresh") is not False):
+            records[chunk.index] = record
+        elif prev is not None and record.get("seed", seed_digest(prev.get("shot"))) == seed_digest(prev.get("shot")):
+            records[chunk.index] = record
+        else:  # follows a chunk that is gone: made again
+            work.chunk_path(chunk).unlink(missing_ok=True)
+            work._record_path(chunk).unlink(missing_ok=True)
+    return records
 
 
 def remove_work(dst: str | os.PathLike) -> bool:

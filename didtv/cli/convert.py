@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
 
 import click
 
+from didtv.cli.batch_view import BatchRenderer, fmt_seconds, summary
 from didtv.cli.common import handle_errors
 from didtv.cli.signals import EXIT_TERMINATED, exit_now, interrupt_exit_code, signals_as_interrupts
 from didtv.errors import UsageError
@@ -52,7 +52,7 @@ def _progress_renderer(quiet: bool):
             if p.frames_done != state["last"]:
                 state["last"] = p.frames_done
                 stages = f" ({p.stages.describe()})" if p.stages else ""
-                eta = f", ETA {_fmt_seconds(p.eta)}" if p.chunks_total else ""
+                eta = f", ETA {fmt_seconds(p.eta)}" if p.chunks_total else ""
                 click.echo(f"didtv: {p.frames_done}/{p.frames_total} frames, {_chunks_text(p)}"
                            f"{p.fps:.1f} fps{eta}{stages}", err=True)
 
@@ -93,6 +93,15 @@ def _chunks_text(p) -> str:
               help="Convert a single file in chunks of at most this many seconds (split at hard cuts), "
                    "resumable after an interruption; 'off' for one pass; 'auto': 60 s chunks for videos "
                    "longer than 5 minutes.")
+@click.option("--workers", "-w", type=click.IntRange(1, 256), default=None,
+              help="Worker processes (chunks of a single file, files of a folder), threads shared out over "
+                   "the cores; with --engine ray: tasks in flight. Default: 1 (ray: the cluster's room). "
+                   "See docs/scale.md.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Run on this machine, or as Ray tasks on a cluster (pip install 'didtv[ray]').")
+@click.option("--address", default=None,
+              help="--engine ray: the cluster's address (ray start --head prints it). Default: RAY_ADDRESS, "
+                   "else a Ray instance started for this run on this machine.")
 @click.option("--keep-work", is_flag=True,
               help="Keep the chunks' work folder (.OUT.didtv-work) after success or failure.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
@@ -107,7 +116,7 @@ def _chunks_text(p) -> str:
               help="Folders: how existing outputs are checked before being skipped. Default: quick.")
 @handle_errors
 def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, force, device, precision,
-            tile, batch_size, motion_guard, torch_compile, chunks, keep_work, quiet, verbose, recursive, container, jobs, report_path, verify):
+            tile, batch_size, motion_guard, torch_compile, chunks, workers, engine, address, keep_work, quiet, verbose, recursive, container, jobs, report_path, verify):
     """Convert SRC (8- or 10-bit BT.709 SDR) to DST (.mkv or .mp4): 10-bit BT.2020 PQ HEVC with
     HDR10 metadata (mastering display; MaxCLL/MaxFALL measured from the written frames).
 
@@ -137,6 +146,11 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
             raise click.UsageError(f"{', '.join(given)} only apply when SRC is a folder")
     elif chunks != "auto" or keep_work:
         raise click.UsageError("--chunks and --keep-work apply to a single file (folders: auto)")
+    if address and engine != "ray":
+        raise click.UsageError("--address applies to --engine ray")
+    if batch and (jobs or 1) > 1 and ((workers or 1) > 1 or engine == "ray"):
+        raise click.UsageError("--jobs (threads in this process) and --workers / --engine ray "
+                               "(processes) exclude each other: use --workers")
     from didtv.chunks import parse_chunks
 
     try:
@@ -151,7 +165,8 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--tile") from None
     run = {"device": device, "precision": precision, "tile": tile, "batch_size": batch_size,
-           "motion_guard": motion_guard, "torch_compile": torch_compile}
+           "motion_guard": motion_guard, "torch_compile": torch_compile,
+           "workers": workers, "engine": engine, "address": address}
     chosen = load_preset(preset).with_overrides(model=model, crf=crf, x265_preset=x265_preset,
                                                 lossless=lossless)
     with signals_as_interrupts() as sig:
@@ -182,7 +197,7 @@ def _interrupted(sig: dict, exc: BaseException, dst, report_path, quiet: bool) -
     from didtv.batch import BatchInterrupted
 
     if isinstance(exc, BatchInterrupted):
-        _summary(exc.report, quiet=quiet, report_path=_report_path(dst, report_path))
+        summary(exc.report, quiet=quiet, report_path=_report_path(dst, report_path))
     code = interrupt_exit_code(sig, exc)
     from didtv.chunks.work import work_dir
 
@@ -233,159 +248,11 @@ def _batch(src, dst, preset, *, recursive, container, jobs, overwrite, force, ru
     if os.path.exists(dst) and not os.path.isdir(dst):
         raise OutputError(f"{dst} is a file: with a folder SRC, DST must be a folder")
     report_path = _report_path(dst, report_path)
-    renderer = _BatchRenderer(quiet)
+    renderer = BatchRenderer(quiet)
     with renderer:
         report = convert_batch(src, dst, preset=preset, container=container, recursive=recursive,
                                jobs=jobs, overwrite=overwrite, force=force, **run,
                                verify=verify, report_path=report_path, on_event=renderer.event)
-    _summary(report, quiet=quiet, report_path=report_path)
+    summary(report, quiet=quiet, report_path=report_path)
     if not report.ok:
         sys.exit(EXIT_SOME_FAILED)
-
-
-def _fmt_seconds(s: float | None) -> str:
-    if s is None:
-        return "-:--"
-    s = int(round(s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
-
-
-class _BatchRenderer:
-    """Overall progress (files done / skipped / failed, frames, ETA) and each running file's
-    progress: rich bars on a terminal, plain lines otherwise. Called from worker threads
-    (convert_batch serialises the calls)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.tty = sys.stderr.isatty()
-        self.t0 = time.monotonic()
-        self.frames_done = 0  # frames of finished conversions
-        self.current: dict[int, int] = {}  # id(item) -> frames done so far
-        self.expected = 0  # estimated frames of everything to convert
-        self.bar = None
-        self.overall = None
-        self.tasks: dict[int, int] = {}
-        self.logged: dict[int, int] = {}
-
-    def __enter__(self):
-        if not self.quiet and self.tty:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                TextColumn("{task.fields[info]}"), console=Console(stderr=True),
-                                transient=True)
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-    def _line(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.console.print(text, markup=False, highlight=False)
-        else:
-            click.echo(f"didtv: {text}", err=True)
-
-    def _overall_text(self, report) -> str:
-        c = report.counts
-        finished = c["converted"] + c["skipped"] + c["failed"]
-        done = self.frames_done + sum(self.current.values())
-        elapsed = time.monotonic() - self.t0
-        eta = None
-        if done and elapsed > 0:
-            eta = max(self.expected - done, 0) / (done / elapsed)
-        return (f"{finished}/{c['total']} files: {c['converted']} converted, {c['skipped']} skipped, "
-                f"{c['failed']} failed; {done}/{self.expected} frames; ETA {_fmt_seconds(eta)}")
-
-    def event(self, ev) -> None:
-        report, item = ev.report, ev.item
-        if ev.kind == "plan":
-            todo = [i for i in report.items if i.status == "pending"]
-            self.expected = sum(i.estimated_frames or 0 for i in todo)
-            if self.quiet:
-                return
-            self._line(f"{len(report.items)} files in {report.in_dir}: {len(todo)} videos to check "
-                       f"or convert into {report.out_dir}")
-            for p in report.removed_partials:
-                self._line(f"removed stale temporary file {p}")
-            if self.bar is not None:
-                self.overall = self.bar.add_task("[bold]batch", total=max(len(report.items), 1),
-                                                 info=self._overall_text(report))
-            return
-        key = id(item)
-        if ev.kind == "start":
-            self.current[key] = 0
-            if self.bar is not None:
-                self.tasks[key] = self.bar.add_task(f"  {item.input}", total=item.estimated_frames, info="")
-        elif ev.kind == "progress":
-            p = ev.progress
-            self.current[key] = p.frames_done
-            if self.bar is not None and key in self.tasks:
-                self.bar.update(self.tasks[key], total=p.frames_total, completed=p.frames_done,
-                                info=f"{p.frames_done}/{p.frames_total} frames, {p.fps:.1f} fps, "
-                                     f"ETA {_fmt_seconds(p.eta)}"
-                                     + (f", bottleneck: {p.stages.bottleneck}" if p.stages and p.stages.bottleneck else ""))
-            elif self.bar is None and not self.quiet and p.frames_total:
-                step = max(p.frames_total // 4, 1)  # a line every 25 %
-                if p.frames_done and (p.frames_done % step == 0 or p.frames_done == p.frames_total) \
-                        and self.logged.get(key) != p.frames_done:
-                    self.logged[key] = p.frames_done
-                    self._line(f"  {item.input}: {p.frames_done}/{p.frames_total} frames, "
-                               f"{p.fps:.1f} fps | {self._overall_text(report)}")
-        elif ev.kind == "done":
-            self.current.pop(key, None)
-            if item.info is not None:  # a video: replace its estimate by what it really took
-                self.expected -= item.estimated_frames or 0
-                if item.status == "converted":
-                    self.frames_done += item.frames or 0
-                    self.expected += item.frames or 0
-            if key in self.tasks:
-                self.bar.remove_task(self.tasks.pop(key))
-            if item.status == "failed":
-                # Failures are shown even with --quiet: one line each.
-                if self.quiet:
-                    click.echo(f"didtv: failed: {item.input}: {item.reason}", err=True)
-                else:
-                    self._line(f"failed: {item.input}: {item.reason}")
-            elif not self.quiet and item.status in ("converted", "interrupted") or (
-                    not self.quiet and item.status == "skipped" and item.info is not None):
-                extra = f" ({item.frames} frames, {item.seconds or 0:.1f} s)" if item.status == "converted" else ""
-                why = f": {item.reason}" if item.reason else ""
-                self._line(f"{item.status}: {item.input}{extra}{why}")
-        if self.bar is not None and self.overall is not None:
-            c = report.counts
-            self.bar.update(self.overall, completed=c["converted"] + c["skipped"] + c["failed"],
-                            info=self._overall_text(report))
-
-
-def _summary(report, *, quiet: bool, report_path: str) -> None:
-    """The table of every file (stdout) and a one-line total."""
-    c = report.counts
-    line = (f"{c['converted']} converted, {c['skipped']} skipped, {c['failed']} failed"
-            + (f", {c['interrupted']} interrupted, {c['pending']} not started" if report.interrupted else "")
-            + f" of {c['total']} files in {report.seconds:.1f} s; report: {report_path}")
-    if quiet:
-        if c["failed"] or report.interrupted:
-            click.echo(f"didtv: {line}", err=True)
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"didtv: {report.in_dir} -> {report.out_dir}", title_justify="left")
-    for col, kw in (("status", {}), ("input", {"overflow": "fold"}), ("output", {"overflow": "fold"}),
-                    ("frames", {"justify": "right"}), ("s", {"justify": "right"}),
-                    ("reason", {"overflow": "fold"})):
-        table.add_column(col, **kw)
-    style = {"converted": "green", "skipped": "dim", "failed": "bold red", "interrupted": "yellow",
-             "pending": "yellow"}
-    for i in report.items:
-        table.add_row(f"[{style[i.status]}]{i.status}[/]", i.input, i.output or "",
-                      "" if i.frames is None else str(i.frames),
-                      "" if i.seconds is None else f"{i.seconds:.1f}", i.reason or "")
-    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
-    console.print(table)
-    click.echo(line)

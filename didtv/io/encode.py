@@ -143,6 +143,9 @@ def encode_argv(dst: Path, *, width: int, height: int, fps: Fraction, settings: 
     x265_params = settings.x265_param_string()
     if width < X265_NO_ASM_BELOW_WIDTH:
         x265_params += ":asm=0"
+    from didtv.engine.limits import x265_thread_params
+
+    x265_params += x265_thread_params(height)  # a worker of several: its share of the cores
     argv += ["-x265-params", x265_params, *COLOUR_TAGS,
              "-metadata:s:v:0", "title=", "-f", "matroska", tool_safe_path(dst)]
     return argv
