@@ -33,7 +33,7 @@ class ChunkShot(ShotCondition):
         self.fresh: bool | None = None
         self.end_state: dict | None = None
 
-    def update(self, cond: torch.Tensor, centre: np.ndarray) -> torch.Tensor:
+    def update(self, cond: torch.Tensor, thumb: np.ndarray) -> torch.Tensor:
         i = self.seen
         self.seen += 1
         if i < self.skip and self.seed is not None:
@@ -41,7 +41,7 @@ class ChunkShot(ShotCondition):
         if i == self.skip and self.seed is not None:
             self._load(self.seed, cond.device)
         shots = self.shots
-        out = super().update(cond, centre)
+        out = super().update(cond, thumb)
         if i == self.skip:
             self.fresh = self.shots > shots
         if i == self.skip + self.core - 1:
@@ -70,7 +70,7 @@ class ChunkRunner(Runner):
 
     shot: ShotCondition | None = None
 
-    def infer_batch(self, windows, shot=None, centres=None, thumbs=None):
+    def infer_batch(self, windows, shot=None, thumbs=None):
         if shot is not None and self.shot is not None:
             shot = self.shot
-        return super().infer_batch(windows, shot, centres, thumbs)
+        return super().infer_batch(windows, shot, thumbs)

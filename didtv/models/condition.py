@@ -50,12 +50,20 @@ class _ConditionNet(nn.Module):
             return F.avg_pool3d(x, (1, 2, 2))
         return F.avg_pool2d(x, 2)
 
-    def _prepare(self, frames: torch.Tensor) -> torch.Tensor:
+    def _prepare(self, thumbs: torch.Tensor) -> torch.Tensor:
+        """``(b, t, 3, s, s)`` thumbnails -> the first conv's input."""
         raise NotImplementedError
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """``(b, t, 3, h, w)`` in [0, 1] -> ``(b, cond_size)``."""
-        x = self._prepare(frames)
+        b, t, c, h, w = frames.shape
+        thumbs = self.thumbnail(frames.reshape(b * t, c, h, w))
+        return self.from_thumbnails(thumbs.view(b, t, c, *thumbs.shape[-2:]))
+
+    def from_thumbnails(self, thumbs: torch.Tensor) -> torch.Tensor:
+        """The window's per-frame thumbnails ``(b, t, 3, s, s)`` (:meth:`thumbnail` of each
+        frame) -> ``(b, cond_size)``: the same as :meth:`forward` on the frames."""
+        x = self._prepare(thumbs)
         reduce_dims = tuple(range(2, x.dim()))
         stats = None
         for i, conv in enumerate(self.convs):
@@ -69,7 +77,7 @@ class _ConditionNet(nn.Module):
                 x = self.act(x.mean(dim=reduce_dims))
         return self.act(self.fc(torch.cat((x, stats), dim=1)))
 
-    def _thumbnail(self, frames: torch.Tensor) -> torch.Tensor:
+    def thumbnail(self, frames: torch.Tensor) -> torch.Tensor:
         """``(n, 3, h, w)`` -> ``(n, 3, s, s)`` by area averaging (replication if smaller)."""
         return F.adaptive_avg_pool2d(frames, self.input_size)
 
@@ -91,10 +99,8 @@ class ConditionNet3D(_ConditionNet):
 
     dims = 3
 
-    def _prepare(self, frames: torch.Tensor) -> torch.Tensor:
-        b, t, c, h, w = frames.shape
-        thumb = self._thumbnail(frames.reshape(b * t, c, h, w))
-        return thumb.view(b, t, c, self.input_size, self.input_size).transpose(1, 2)  # (b, c, t, s, s)
+    def _prepare(self, thumbs: torch.Tensor) -> torch.Tensor:
+        return thumbs.transpose(1, 2)  # (b, c, t, s, s)
 
 
 class ConditionNet2D(_ConditionNet):
@@ -102,5 +108,5 @@ class ConditionNet2D(_ConditionNet):
 
     dims = 2
 
-    def _prepare(self, frames: torch.Tensor) -> torch.Tensor:
-        return self._thumbnail(frames[:, frames.shape[1] // 2])
+    def _prepare(self, thumbs: torch.Tensor) -> torch.Tensor:
+        return thumbs[:, thumbs.shape[1] // 2]

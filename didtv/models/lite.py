@@ -93,7 +93,7 @@ class DIDLite(nn.Module):
                        "cond_channels": cond_channels, "cond_size": cond_size, "cond_input": cond_input,
                        "cond_blocks": cond_blocks}
         self.spec = ModelSpec(name=name, window=WINDOW, multiple_of=scale, supports_half=True, tile=None,
-                              learned=True, context=context,
+                              learned=True, context=context, thumbnail=cond_input,
                               description=f"DIDNet {name}: low-resolution restoration + condition-weighted "
                               "3D LUTs and a modulated local correction")
         self.cond_size, self.scale, self.context = cond_size, scale, context
@@ -119,10 +119,12 @@ class DIDLite(nn.Module):
 
     # -- the global path (float32, autocast off, as in DIDNet) -------------------------------------
 
-    def _check(self, frames: torch.Tensor) -> None:
-        if not isinstance(frames, torch.Tensor) or frames.dim() != 5 or tuple(frames.shape[1:3]) != (WINDOW, 3):
+    def _check(self, frames: torch.Tensor, lengths: tuple[int, ...] = (WINDOW,)) -> None:
+        if not isinstance(frames, torch.Tensor) or frames.dim() != 5 or frames.shape[2] != 3 \
+                or frames.shape[1] not in lengths:
             shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
-            raise ValueError(f"DIDNet {self.spec.name} expects frames of shape (b, {WINDOW}, 3, h, w), got {shape}")
+            raise ValueError(f"DIDNet {self.spec.name} expects frames of shape (b, {' or '.join(map(str, lengths))}, "
+                             f"3, h, w), got {shape}")
         h, w = frames.shape[-2:]
         if h < self.scale or w < self.scale or h % self.scale or w % self.scale:
             raise ValueError(f"DIDNet {self.spec.name} needs height and width that are positive multiples of "
@@ -133,6 +135,18 @@ class DIDLite(nn.Module):
         self._check(frames)
         with torch.autocast(frames.device.type, enabled=False):
             return self.condition(frames.float())
+
+    def condition_thumbnails(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(n, 3, h, w)`` -> ``(n, 3, s, s)``: what the condition reads of each frame (the
+        runner pools each frame once, ModelSpec.thumbnail)."""
+        with torch.autocast(frames.device.type, enabled=False):
+            return self.condition.thumbnail(frames.float())
+
+    def condition_from_thumbnails(self, thumbs: torch.Tensor) -> torch.Tensor:
+        """The window's thumbnails ``(b, 7, 3, s, s)`` -> ``(b, cond_size)``, as
+        :meth:`condition_vector` of the window."""
+        with torch.autocast(thumbs.device.type, enabled=False):
+            return self.condition.from_thumbnails(thumbs.float())
 
     def modulation_vectors(self, cond: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         with torch.autocast(cond.device.type, enabled=False):
@@ -149,14 +163,17 @@ class DIDLite(nn.Module):
 
     def forward(self, frames: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """-> ``(hdr, clean_sdr)``; ``clean_sdr`` is None where the fused CPU pass ran (inference
-        without gradients on the CPU, :mod:`didtv.models.native`), which does not write it."""
-        self._check(frames)
+        without gradients on the CPU, :mod:`didtv.models.native`), which does not write it.
+        With ``cond``, ``frames`` may also be only the ``2 context + 1`` frames around the centre
+        (the runner's lean path, ModelSpec.thumbnail)."""
+        full = 2 * self.context + 1
+        self._check(frames, (WINDOW, full) if cond is not None else (WINDOW,))
         if cond is None:
             cond = self.condition_vector(frames)
         elif tuple(cond.shape) != (frames.shape[0], self.cond_size):
             raise ValueError(f"cond must be (b={frames.shape[0]}, {self.cond_size}), got {tuple(cond.shape)}")
-        b, _, _, h, w = frames.shape
-        c = WINDOW // 2
+        b, t, _, h, w = frames.shape
+        c = t // 2
         centre = frames[:, c].float()
         z = frames[:, c - self.context: c + self.context + 1].reshape(b, -1, h, w)
         # PixelUnshuffle(s) then the 1x1 conv `inp`, computed as one s x s conv of stride s (the
@@ -198,6 +215,8 @@ class DIDLite(nn.Module):
             centre.data_ptr(), strides[0].data_ptr(), aux.data_ptr(), strides[1].data_ptr(),
             coeffs.data_ptr(), strides[2].data_ptr(), lut.data_ptr(), lut.shape[-1], matrix.data_ptr(),
             SDR_WHITE_CD_M2, out.data_ptr(), b, h, w, self.scale, torch.get_num_threads())
+        if rc == -2:
+            raise MemoryError(f"lite_expand: no memory for a row buffer ({h}x{w})")
         if rc:
             raise ValueError(f"lite_expand refused its arguments ({h}x{w}, scale {self.scale})")
         return out

@@ -27,6 +27,10 @@ class ModelSpec:
         context: frames on each side of the centre the model reads at full size (None: all of
             the window); the runner's motion guard edits only those (a model may still look at
             thumbnails of the whole window, as DIDNet Lite's condition does).
+        thumbnail: the edge of the per-frame thumbnails the model's global condition reads (None:
+            it reads the window). A model that sets it has ``condition_thumbnails(frames)`` and
+            ``condition_from_thumbnails(thumbs)``, and takes ``(b, 2 context + 1, 3, h, w)`` with
+            a condition: the runner pools each frame once and stacks only those frames.
     """
 
     name: str
@@ -38,6 +42,7 @@ class ModelSpec:
     learned: bool = False
     description: str = ""
     context: int | None = None
+    thumbnail: int | None = None
 
     def __post_init__(self) -> None:
         if self.window < 1 or self.window % 2 == 0:

@@ -16,7 +16,8 @@ from didtv.errors import ModelError, UsageError
 from didtv.models.align import is_channels_last
 from didtv.models.spec import ModelSpec
 from didtv.pipeline.guard import motion_guard
-from didtv.pipeline.shots import CUT_THRESHOLD, ShotCondition, clamp_to_shot, is_cut, thumbnail, thumbnails  # noqa: F401
+from didtv.pipeline.shots import (CUT_THRESHOLD, ShotCondition, clamp_to_shot, is_cut, shot_indices,  # noqa: F401
+                                  thumbnail, thumbnails)
 from didtv.pipeline.window import sliding_windows
 
 #: Runner's default for ``motion_guard`` (docs/model-card.md has the measurements).
@@ -30,15 +31,21 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device(requested)
 
 
-def stack_windows(windows: list[list[torch.Tensor]], multiple: int) -> tuple[torch.Tensor, int, int]:
+def stack_windows(windows: list[list[torch.Tensor]], multiple: int,
+                  out: torch.Tensor | None = None) -> tuple[torch.Tensor, int, int]:
     """Windows of ``(c, h, w)`` frames -> ``(b, t, c, H, W)`` with ``H``, ``W`` the next multiples of
     ``multiple``, and ``h``, ``w``. One copy per frame into the top-left ``h x w`` of its slot; the
     margin is left unset, for :func:`replicate_margin` once the frames were edited in place (a
-    separate replication pad copied the whole window again: ~20 ms per 960x540 window)."""
+    separate replication pad copied the whole window again: ~20 ms per 960x540 window).
+    ``out``: a previous result to fill again when its shape, dtype and device fit (a fresh
+    buffer per window is a fresh mapping from the OS: its page faults cost more than the copy)."""
     first = windows[0][0]
     c, h, w = first.shape
-    x = torch.empty((len(windows), len(windows[0]), c, h + (-h) % multiple, w + (-w) % multiple),
-                    dtype=first.dtype, device=first.device)
+    shape = (len(windows), len(windows[0]), c, h + (-h) % multiple, w + (-w) % multiple)
+    if out is not None and tuple(out.shape) == shape and out.dtype == first.dtype and out.device == first.device:
+        x = out
+    else:
+        x = torch.empty(shape, dtype=first.dtype, device=first.device)
     core = x[..., :h, :w]
     for i, window in enumerate(windows):
         for j, frame in enumerate(window):
@@ -143,6 +150,7 @@ class Runner:
         self.motion_guard = guard and self.spec.window > 1
         compiled = bool(torch_compile) and self.spec.learned
         self._compiled = torch.compile(self.model, dynamic=False) if compiled else None
+        self._stack: torch.Tensor | None = None  # the lean path's window buffer (stack_windows)
 
     @property
     def torch_compile(self) -> bool:
@@ -174,6 +182,18 @@ class Runner:
 
     # -- inference ------------------------------------------------------------------------------
 
+    @property
+    def lean(self) -> bool:
+        """Whether the model takes only the frames it reads at full size (``spec.context`` on
+        each side of the centre) and per-frame thumbnails for its condition (``spec.thumbnail``):
+        each frame is then pooled once, not once per window, and a window copies 3 frames, not 7."""
+        return self.spec.thumbnail is not None and self.spec.window > 1
+
+    def frame_thumbnails(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A frame on the device -> its cut thumbnail and (lean models) its condition thumbnail."""
+        cthumb = self.model.condition_thumbnails(frame[None])[0] if self.lean else None
+        return thumbnails(frame[None])[0], cthumb
+
     @torch.inference_mode()
     def infer(self, window: list[np.ndarray], shot: "ShotCondition | None" = None) -> np.ndarray:
         """One window (``spec.window`` frames) -> the HDR centre frame.
@@ -186,37 +206,46 @@ class Runner:
 
     @torch.inference_mode()
     def infer_batch(self, windows: list[list[torch.Tensor]], shot: "ShotCondition | None" = None,
-                    centres: list[np.ndarray] | None = None,
-                    thumbs: list[list[torch.Tensor]] | None = None) -> list[np.ndarray]:
+                    thumbs: list[list[tuple[torch.Tensor, torch.Tensor | None]]] | None = None) -> list[np.ndarray]:
         """Several windows of frame tensors (already on ``self.device``) -> their HDR centre
         frames, in one forward pass per tile, with one device -> host copy for the batch.
-        ``centres``: the windows' centre frames on the host, for cut detection without a
-        device -> host copy per frame (default: the centre tensors). ``thumbs``: the frames'
-        :func:`thumbnails`, when the caller keeps them from window to window (default: computed)."""
+        ``thumbs``: the frames' :meth:`frame_thumbnails`, when the caller keeps them from window to window
+        (default: computed here)."""
+        t = len(windows[0])
+        r = t // 2
+        if thumbs is None and (t > 1 or (shot is not None and hasattr(self.model, "condition_vector"))):
+            thumbs = [[self.frame_thumbnails(f) for f in window] for window in windows]
+        if t > 1:  # windows stopped at hard cuts: frames of another shot -> the shot's nearest frame
+            idx = shot_indices(torch.stack([torch.stack([c for c, _ in tw]) for tw in thumbs]))
+            if idx is not None:
+                rows = idx.tolist()
+                windows = [[w[j] for j in row] for w, row in zip(windows, rows)]
+                thumbs = [[tw[j] for j in row] for tw, row in zip(thumbs, rows)]
+        reach = r if self.spec.context is None else self.spec.context
+        full = [w[r - reach:r + reach + 1] for w in windows] if self.lean else windows
         # (b, t, 3, H, W) padded to the model's multiple, in one copy per frame; the window is
-        # edited on its h x w part, and the margin replicated after that
-        x, h, w = stack_windows(windows, self.spec.multiple_of)
+        # edited on its h x w part, and the margin replicated after that. A lean model's stack
+        # is reused from window to window (its outputs never alias it)
+        x, h, w = stack_windows(full, self.spec.multiple_of, out=self._stack if self.lean else None)
+        if self.lean:
+            self._stack = x
         core = x[..., :h, :w]
-        if x.shape[1] > 1:
-            if thumbs is None:  # per frame: contiguous frames pool several times faster than `core`
-                thumbs = [[thumbnails(f[None])[0] for f in window] for window in windows]
-            clamped = clamp_to_shot(core, thumbs=torch.stack([torch.stack(t) for t in thumbs]))
-            if clamped is not core:
-                core.copy_(clamped)
-        reach = x.shape[1] // 2 if self.spec.context is None else self.spec.context
         if self.motion_guard and reach > 0:  # only the frames the model reads at full size
-            r = x.shape[1] // 2
-            motion_guard(core[:, r - reach:r + reach + 1], inplace=True)  # x is this call's own stack
+            m = x.shape[1] // 2
+            motion_guard(core[:, m - reach:m + reach + 1], inplace=True)  # x is this call's own stack
         replicate_margin(x, h, w)
         dtype = _DTYPES.get(self.precision)
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             cond = None
             if hasattr(self.model, "condition_vector"):
-                cond = self.model.condition_vector(x)
+                if self.lean:
+                    cond = self.model.condition_from_thumbnails(torch.stack([torch.stack([c for _, c in tw])
+                                                                             for tw in thumbs]))
+                else:
+                    cond = self.model.condition_vector(x)
                 if shot is not None:
-                    centre = len(windows[0]) // 2
-                    picks = centres if centres is not None else [w[centre] for w in windows]
-                    cond = torch.cat([shot.update(cond[i:i + 1], picks[i]) for i in range(len(windows))])
+                    cuts = [tw[r][0].float().cpu().numpy() for tw in thumbs]
+                    cond = torch.cat([shot.update(cond[i:i + 1], cuts[i]) for i in range(len(windows))])
             edge = self.tile_for(*x.shape[-2:])
             if edge is None:
                 y = self._forward(x, cond)
@@ -283,24 +312,21 @@ class Runner:
         are batched (:meth:`batch_for`); outputs come out in input order.
         """
         shot = ShotCondition()
-        r = self.spec.window // 2
 
-        def uploaded():  # (device tensor, host frame, thumbnail): the host copy serves cut detection
+        def uploaded():  # (device tensor, its thumbnails): each frame is pooled once, not per window
             for f in frames:
-                f = np.ascontiguousarray(f)
-                t = torch.from_numpy(f).to(self.device, non_blocking=True)
-                # one thumbnail per frame, not per window (clamp_to_shot)
-                yield t, f, thumbnails(t[None])[0] if r else None
+                t = torch.from_numpy(np.ascontiguousarray(f)).to(self.device, non_blocking=True)
+                yield t, self.frame_thumbnails(t) if self.spec.window > 1 else None
 
-        pending: list[list[tuple[torch.Tensor, np.ndarray, torch.Tensor | None]]] = []
+        pending: list[list[tuple[torch.Tensor, tuple | None]]] = []
 
         def run() -> list[np.ndarray]:
-            return self.infer_batch([[t for t, _, _ in w] for w in pending], shot, [w[r][1] for w in pending],
-                                    [[s for _, _, s in w] for w in pending] if r else None)
+            thumbs = [[s for _, s in w] for w in pending] if self.spec.window > 1 else None
+            return self.infer_batch([[t for t, _ in w] for w in pending], shot, thumbs)
 
         for window in sliding_windows(uploaded(), self.spec.window):
             pending.append(window)
-            if len(pending) >= self.batch_for(*window[0][1].shape[-2:]):
+            if len(pending) >= self.batch_for(*window[0][0].shape[-2:]):
                 yield from run()
                 pending = []
         if pending:

@@ -47,17 +47,28 @@ def clamp_to_shot(x: torch.Tensor, threshold: float = CUT_THRESHOLD, size: int =
     the cut, on the bundled clip spliced with a flipped copy (benchmarks/cut_probe.py).
     """
     b, t = x.shape[:2]
-    r = t // 2
     if thumbs is None:
         thumbs = thumbnails(x.flatten(0, 1), size).view(b, t, size, size)
+    idx = shot_indices(thumbs, threshold)
+    if idx is None:
+        return x
+    return torch.gather(x, 1, idx.view(b, t, 1, 1, 1).expand_as(x))
+
+
+def shot_indices(thumbs: torch.Tensor, threshold: float = CUT_THRESHOLD) -> torch.Tensor | None:
+    """The thumbnails ``(b, t, size, size)`` of a window batch -> ``(b, t)`` indices into each
+    window that stop it at hard cuts (frames of another shot than the centre's -> the centre
+    shot's nearest frame), or None when no window has a cut (the usual case: one device -> host
+    sync, no index tensor). :func:`clamp_to_shot` gathers with them; the runner picks frames."""
+    b, t = thumbs.shape[:2]
+    r = t // 2
     cut = (thumbs[:, 1:] - thumbs[:, :-1]).abs().mean((-2, -1)) > threshold  # (b, t-1): j | j+1
     if not bool(cut.any()):
-        return x
-    pos = torch.arange(t - 1, device=x.device)
+        return None
+    pos = torch.arange(t - 1, device=thumbs.device)
     first = torch.where(cut[:, :r], pos[:r] + 1, 0).amax(1, keepdim=True)  # first frame of the shot
     last = torch.where(cut[:, r:], pos[r:], t - 1).amin(1, keepdim=True)  # last frame of the shot
-    idx = torch.arange(t, device=x.device).expand(b, t).clamp(first, last)
-    return torch.gather(x, 1, idx.view(b, t, 1, 1, 1).expand_as(x))
+    return torch.arange(t, device=thumbs.device).expand(b, t).clamp(first, last)
 
 
 class ShotCondition:
@@ -75,8 +86,9 @@ class ShotCondition:
         self._thumb: np.ndarray | None = None
         self.shots = 0
 
-    def update(self, cond: torch.Tensor, centre: np.ndarray) -> torch.Tensor:
-        thumb = thumbnail(centre)
+    def update(self, cond: torch.Tensor, thumb: np.ndarray) -> torch.Tensor:
+        """Add the condition of the window whose centre frame has the cut thumbnail ``thumb``
+        (:func:`thumbnail`, ``(16, 16)``) -> the mean over the shot so far."""
         if is_cut(self._thumb, thumb, self.threshold):
             self._sum, self._count = None, 0
             self.shots += 1

@@ -12,7 +12,7 @@ from didtv.chunks.plan import (AUTO_CHUNK_SECONDS, CONTEXT, chunk_seconds, chunk
                                plan_chunks)
 from didtv.chunks.shot import ChunkShot
 from didtv.errors import UsageError
-from didtv.pipeline.runner import ShotCondition
+from didtv.pipeline.runner import ShotCondition, thumbnail
 
 
 def test_parse_chunks():
@@ -60,7 +60,7 @@ def _frames(n: int, cut: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def _run(shot, frames, conds):
-    return [shot.update(c, f) for c, f in zip(conds, frames)]
+    return [shot.update(c, thumbnail(f)) for c, f in zip(conds, frames)]
 
 
 @pytest.mark.parametrize("start", [6, 10])  # inside the second shot / at the cut (frame 10)

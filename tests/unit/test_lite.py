@@ -201,3 +201,36 @@ def test_motion_guard_edits_only_the_frames_lite_reads(monkeypatch):
     seen.clear()
     runner_mod.Runner(DIDLite(**{**LITE_CONFIG, "context": 0}), device="cpu", motion_guard=True).infer(frames)
     assert seen == []
+
+
+def test_lean_runner_equals_the_whole_window_through_the_model():
+    """The runner's lean path (3 frames stacked at full size, the condition from per-frame
+    thumbnails pooled once) gives what the model gives on the whole 7-frame window, with a hard
+    cut inside the clip (frames of the other shot replaced by the shot's nearest frame in both);
+    and Runner.process equals infer_batch on the same windows."""
+    from didtv.pipeline.runner import Runner, ShotCondition
+    from didtv.pipeline.window import sliding_windows
+
+    m = _perturbed(1)
+    runner = Runner(m, device="cpu", precision="fp32", motion_guard=False)
+    assert runner.lean
+    g = torch.Generator().manual_seed(5)
+    dark = [torch.rand(3, 20, 28, generator=g) * 0.2 for _ in range(5)]
+    bright = [0.6 + torch.rand(3, 20, 28, generator=g) * 0.4 for _ in range(5)]
+    frames = dark + bright  # a hard cut between frame 4 and 5
+    windows = list(sliding_windows(frames, 7))
+    with torch.inference_mode():
+        lean = runner.infer_batch(windows)
+        for i, w in enumerate(windows):
+            shot = [f for f in w if (f.mean() > 0.5) == (w[3].mean() > 0.5)]
+            nearest = [w[j] if (w[j].mean() > 0.5) == (w[3].mean() > 0.5) else
+                       min(((abs(k - j), w[k]) for k in range(7) if (w[k].mean() > 0.5) == (w[3].mean() > 0.5)),
+                           key=lambda p: p[0])[1] for j in range(7)]
+            assert shot
+            ref, _ = m(torch.stack(nearest)[None])
+            np.testing.assert_allclose(lean[i], ref[0].numpy(), atol=2e-5)
+        held = runner.infer_batch(windows, ShotCondition())  # the condition held per shot
+        streamed = list(runner.process([f.numpy() for f in frames]))
+    assert len(streamed) == len(frames)
+    for a, b in zip(streamed, held):
+        np.testing.assert_allclose(a, b, atol=2e-5)  # batches of another size: float rounding

@@ -62,7 +62,7 @@ def test_cut_detection():
 
 def test_shot_condition_is_a_running_mean_reset_at_cuts():
     shot = ShotCondition()
-    dark, bright = np.zeros((3, 8, 8), np.float32), np.ones((3, 8, 8), np.float32)
+    dark, bright = thumbnail(np.zeros((3, 8, 8), np.float32)), thumbnail(np.ones((3, 8, 8), np.float32))
     assert torch.equal(shot.update(torch.tensor([[1.0]]), dark), torch.tensor([[1.0]]))
     assert torch.equal(shot.update(torch.tensor([[3.0]]), dark), torch.tensor([[2.0]]))
     assert torch.equal(shot.update(torch.tensor([[10.0]]), bright), torch.tensor([[10.0]]))  # cut
@@ -74,7 +74,7 @@ def test_shot_condition_mean_does_not_drift_with_the_shot_length():
     the sum, which grow with the shot, and a bfloat16 one by 1/256 of it)."""
     rng = np.random.default_rng(0)
     values = 0.3 + 1e-3 * rng.standard_normal((3000, 1, 4))
-    shot, frame = ShotCondition(), np.zeros((3, 8, 8), np.float32)
+    shot, frame = ShotCondition(), thumbnail(np.zeros((3, 8, 8), np.float32))
     for k in range(len(values)):
         got = shot.update(torch.tensor(values[k], dtype=torch.float32), frame)
         want = torch.tensor(values[: k + 1].astype(np.float32).astype(np.float64).mean(0)).float()
