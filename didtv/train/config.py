@@ -20,7 +20,7 @@ class TrainConfig:
     """Defaults are the paper's recipe where it gives one (Adam, lr 5e-4, halved every 60k
     iterations after 100k, L1 0.8 HDR + 0.2 auxiliary SDR); the rest is ours (docs/training.md)."""
 
-    train_data: str = "data/train"
+    train_data: str | list[str] = "data/train"          # a data folder, or several (their clips together)
     val_data: str = "data/val"
     out_dir: str = "runs/tiny"
     model: str = "tiny"                                 # base configuration: tiny | full | lite
@@ -78,7 +78,14 @@ class TrainConfig:
             cfg["aux_head"] = False
         return cfg
 
+    @property
+    def train_dirs(self) -> list[str]:
+        """``train_data`` as a list of folders."""
+        return [self.train_data] if isinstance(self.train_data, str) else list(self.train_data)
+
     def __post_init__(self) -> None:
+        if not self.train_dirs or not all(isinstance(d, str) and d for d in self.train_dirs):
+            raise ConfigError(f"train_data = {self.train_data!r}: a data folder or a list of them")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"precision = {self.precision!r}; allowed: fp32, bf16")
         if self.init_from and self.init_weights:

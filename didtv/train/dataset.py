@@ -11,22 +11,27 @@ from didtv.data.build import load_manifest
 
 
 class ClipSet:
-    """All clips of a data folder, kept as uint16/uint8 arrays (about 1.9 MB per 192x192 clip)."""
+    """All clips of a data folder (or of several, in the order given), kept as uint16/uint8
+    arrays (about 1.9 MB per 192x192 clip). ``records``: a subset of one folder's manifest."""
 
-    def __init__(self, data_dir: str | Path, *, limit: int | None = None, records: list[dict] | None = None) -> None:
-        self.dir = Path(data_dir)
-        manifest = load_manifest(self.dir)
-        self.records = records if records is not None else manifest["clips"]
+    def __init__(self, data_dir: str | Path | list[str | Path], *, limit: int | None = None,
+                 records: list[dict] | None = None) -> None:
+        dirs = [Path(d) for d in data_dir] if isinstance(data_dir, (list, tuple)) else [Path(data_dir)]
+        if records is not None and len(dirs) != 1:
+            raise ValueError("records select clips of one data folder")
+        self.dir = dirs[0]
+        located = [(d, rec) for d in dirs for rec in (records if records is not None else load_manifest(d)["clips"])]
         if limit:
-            self.records = self.records[:limit]
+            located = located[:limit]
+        self.records = [rec for _, rec in located]
         self.lq, self.sdr, self.hdr = [], [], []
-        for rec in self.records:
-            with np.load(self.dir / rec["file"]) as z:
+        for d, rec in located:
+            with np.load(d / rec["file"]) as z:
                 self.lq.append(z["lq"])
                 self.sdr.append(z["sdr"])
                 self.hdr.append(z["hdr"])
         if not self.records:
-            raise ValueError(f"{self.dir}: no clips")
+            raise ValueError(f"{', '.join(map(str, dirs))}: no clips")
 
     def __len__(self) -> int:
         return len(self.records)

@@ -59,27 +59,39 @@ def variant_of(rec: dict) -> str | None:
     return None
 
 
-def trained_families(model: str) -> list[str] | None:
-    """The continuous families a model's training set was built with, read from the run folder
-    of its weights (``config.json`` -> ``train_data`` -> ``manifest.json``); None for a model
-    name, weights without a run folder, or a training set of the fixed operators."""
+def _train_dirs(model: str) -> list[str] | None:
+    """The training data folders of a model's run (its weights' ``config.json``), or None."""
     cfg = Path(model).parent / "config.json" if model.endswith(".safetensors") else None
     if cfg is None or not cfg.is_file():
         return None
     train = json.loads(cfg.read_text()).get("train_data", "")
-    if not (Path(train) / "manifest.json").is_file():
-        raise ProtocolError(f"{model}: its run's training set {train or '(none)'} is not here to say which "
-                            "families it was trained on: give --family F")
-    return load_manifest(train).get("families")
+    return [train] if isinstance(train, str) else list(train)
+
+
+def trained_families(model: str) -> list[str] | None:
+    """The continuous families a model's training set was built with, read from the run folder
+    of its weights (``config.json`` -> ``train_data`` -> ``manifest.json``, every folder of a
+    list); None for a model name, weights without a run folder, or a training set of the fixed
+    operators only."""
+    dirs = _train_dirs(model)
+    if dirs is None:
+        return None
+    families: list[str] = []
+    for train in dirs:
+        if not (Path(train) / "manifest.json").is_file():
+            raise ProtocolError(f"{model}: its run's training set {train or '(none)'} is not here to say which "
+                                "families it was trained on: give --family F")
+        families += [f for f in load_manifest(train).get("families") or [] if f not in families]
+    return families or None
 
 
 def training_sources(model: str) -> list[str]:
     """The source files of a model's training set (its run folder's config), or [] if unknown."""
-    cfg = Path(model).parent / "config.json" if model.endswith(".safetensors") else None
-    if cfg is None or not cfg.is_file():
-        return []
-    train = json.loads(cfg.read_text()).get("train_data", "")
-    return load_manifest(train)["sources"] if (Path(train) / "manifest.json").is_file() else []
+    sources: list[str] = []
+    for train in _train_dirs(model) or []:
+        if (Path(train) / "manifest.json").is_file():
+            sources += [s for s in load_manifest(train)["sources"] if s not in sources]
+    return sources
 
 
 def lofo_family(models: Iterable[str], family: str | None, all_families: Iterable[str]) -> str:

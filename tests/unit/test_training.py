@@ -313,3 +313,31 @@ def test_lite_trains_resumes_and_its_lut_regularization_counts(tiny_data, tmp_pa
     a = [json.loads(line) for line in (plain / "log.jsonl").read_text().splitlines() if "loss" in line]
     assert a[0]["loss"] == log[0]["loss"]  # LUTs start at zero: no regularization yet
     assert a[2]["loss"] != log[2]["loss"]  # then the term is in the loss
+
+
+def test_train_data_may_list_several_folders(tiny_data, tmp_path):
+    """`train_data = [A, B]`: the clips of both folders, in that order, each read from its own
+    folder (the robust recipe mixes a fixed-operator and a continuous-family build); an empty list
+    is refused."""
+    import shutil
+
+    from didtv.train.config import ConfigError
+    from didtv.train.dataset import ClipSet
+    from didtv.train.loop import train
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_data, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    keep = manifest["clips"][:1]
+    for rec in manifest["clips"][1:]:
+        (other / rec["file"]).unlink()  # a clip read from the wrong folder would fail to load
+    (other / "manifest.json").write_text(json.dumps({**manifest, "clips": keep}))
+    both = ClipSet([tiny_data, other])
+    assert len(both) == len(ClipSet(tiny_data)) + 1
+    np.testing.assert_array_equal(both.hdr[-1], ClipSet(other).hdr[0])
+    cfg = _cfg(tiny_data, tmp_path / "run", train_data=[str(tiny_data), str(other)], iterations=2)
+    assert cfg.train_dirs == [str(tiny_data), str(other)]
+    out = train(cfg)
+    assert json.loads((out / "config.json").read_text())["train_data"] == [str(tiny_data), str(other)]
+    with pytest.raises(ConfigError, match="train_data"):
+        _cfg(tiny_data, tmp_path / "x", train_data=[])
