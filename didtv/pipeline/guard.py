@@ -122,9 +122,44 @@ def motion_guard(x: torch.Tensor, *, radius: int = GUARD_RADIUS, tol: float = GU
             continue
         reach = (radius * abs(k - r) + 1) // 2
         m = unreachable_mask(small[:, r], small[:, k], reach, tol, feather=1)
-        m = F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
+        up = _upsampled(m, h, w)
+        if up is None:  # nothing to replace in this neighbour
+            continue
+        rows, cols, m = up
+        part = (slice(None), k, slice(None), rows, cols)
         if out.dtype == torch.float32:
-            out[:, k].lerp_(centre, m)
+            out[part].lerp_(centre[..., rows, cols], m)
         else:
-            out[:, k] = torch.lerp(x[:, k].float(), centre, m).to(x.dtype)
+            out[part] = torch.lerp(x[part].float(), centre[..., rows, cols], m).to(x.dtype)
     return out
+
+
+def _upsampled(m: torch.Tensor, h: int, w: int) -> tuple[slice, slice, torch.Tensor] | None:
+    """The half-size mask ``m`` upsampled (bilinear) to ``h x w`` where it is not zero: (rows,
+    columns, that part of the upsampled mask), or None where it is zero everywhere. Even sizes
+    upsample only :func:`_support`'s rectangle (exactly 2x: the same weights as the whole mask);
+    odd sizes the whole mask."""
+    if h % 2 or w % 2:
+        return slice(0, h), slice(0, w), F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
+    box = _support(m)
+    if box is None:
+        return None
+    s0, s1, t0, t1 = box
+    up = F.interpolate(m[..., s0:s1, t0:t1], scale_factor=2, mode="bilinear", align_corners=False)
+    return slice(2 * s0, 2 * s1), slice(2 * t0, 2 * t1), up
+
+
+def _support(m: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """Rows ``s0:s1`` and columns ``t0:t1`` of the half-size mask ``m`` outside which its 2x
+    upsampling is zero, or None where ``m`` is zero everywhere. One zero row (column) is kept on
+    each side where there is one, so the bilinear upsampling of the rectangle equals that of the
+    whole mask on rows ``2 s0:2 s1`` (both read only zeros where the rectangle's edge clamps);
+    moving edges cover a few percent of a frame, and the lerp then touches only that part."""
+    box = []
+    for dim in (-2, -1):
+        other = [d for d in range(m.dim()) if d != m.dim() + dim]
+        hit = torch.nonzero(m.amax(dim=other) > 0).flatten()
+        if hit.numel() == 0:
+            return None
+        box += [max(int(hit[0]) - 1, 0), min(int(hit[-1]) + 2, m.shape[dim])]
+    return tuple(box)

@@ -142,3 +142,30 @@ def test_half_mean_averages_2x2_blocks_and_the_odd_edges_pixels(hw):
     got = _half_mean(x)
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("blob", [(3, 7, 5, 9), (0, 4, 0, 3), (14, 16, 20, 24), (0, 16, 0, 24), None])
+def test_upsampling_only_where_the_mask_is_not_zero_equals_the_whole_mask(blob):
+    """_upsampled: the rectangle around the mask's support, upsampled 2x, is the whole mask's
+    upsampling there, and the whole one is zero outside it; blobs at the edges, the whole frame,
+    an empty mask (None), and an odd size (the whole mask)."""
+    from didtv.pipeline.guard import _upsampled
+
+    g = torch.Generator().manual_seed(0)
+    m = torch.zeros(2, 1, 16, 24)
+    if blob is not None:
+        y0, y1, x0, x1 = blob
+        m[1, :, y0:y1, x0:x1] = torch.rand(1, y1 - y0, x1 - x0, generator=g) + 0.01
+    whole = F.interpolate(m, size=(32, 48), mode="bilinear", align_corners=False)
+    up = _upsampled(m, 32, 48)
+    if blob is None:
+        assert up is None
+        return
+    rows, cols, part = up
+    placed = torch.zeros_like(whole)
+    placed[..., rows, cols] = part
+    assert torch.equal(placed, whole)
+    if blob != (0, 16, 0, 24):
+        assert part.numel() < whole.numel()
+    rows, cols, part = _upsampled(m[..., :15, :23], 29, 45)  # odd: 15 x 23 half-size rows -> 29 x 45
+    assert torch.equal(part, F.interpolate(m[..., :15, :23], size=(29, 45), mode="bilinear", align_corners=False))
