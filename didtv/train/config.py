@@ -22,6 +22,9 @@ class TrainConfig:
 
     train_data: str | list[str] = "data/train"          # a data folder, or several (their clips together)
     val_data: str = "data/val"
+    # Continuous operator families whose clips are left out of train_data (leave-one-family-out
+    # runs without a separate data build: docs/evaluation.md, "Protocols")
+    exclude_families: list[str] = field(default_factory=list)
     out_dir: str = "runs/tiny"
     model: str = "tiny"                                 # base configuration: tiny | full | lite
     model_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. condition = "2d" (ablations)
@@ -84,6 +87,11 @@ class TrainConfig:
         return [self.train_data] if isinstance(self.train_data, str) else list(self.train_data)
 
     def __post_init__(self) -> None:
+        from didtv.data.families import FAMILIES
+
+        unknown = [f for f in self.exclude_families if f not in FAMILIES]
+        if unknown:
+            raise ConfigError(f"exclude_families: unknown {', '.join(map(repr, unknown))}; allowed: {', '.join(FAMILIES)}")
         if not self.train_dirs or not all(isinstance(d, str) and d for d in self.train_dirs):
             raise ConfigError(f"train_data = {self.train_data!r}: a data folder or a list of them")
         if self.precision not in ("fp32", "bf16"):

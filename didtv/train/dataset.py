@@ -12,15 +12,17 @@ from didtv.data.build import load_manifest
 
 class ClipSet:
     """All clips of a data folder (or of several, in the order given), kept as uint16/uint8
-    arrays (about 1.9 MB per 192x192 clip). ``records``: a subset of one folder's manifest."""
+    arrays (about 1.9 MB per 192x192 clip). ``records``: a subset of one folder's manifest;
+    ``exclude_families``: continuous operator families whose clips are left out."""
 
     def __init__(self, data_dir: str | Path | list[str | Path], *, limit: int | None = None,
-                 records: list[dict] | None = None) -> None:
+                 records: list[dict] | None = None, exclude_families: list[str] | tuple = ()) -> None:
         dirs = [Path(d) for d in data_dir] if isinstance(data_dir, (list, tuple)) else [Path(data_dir)]
         if records is not None and len(dirs) != 1:
             raise ValueError("records select clips of one data folder")
         self.dir = dirs[0]
-        located = [(d, rec) for d in dirs for rec in (records if records is not None else load_manifest(d)["clips"])]
+        located = [(d, rec) for d in dirs for rec in (records if records is not None else load_manifest(d)["clips"])
+                   if rec.get("family") not in exclude_families]
         if limit:
             located = located[:limit]
         self.records = [rec for _, rec in located]

@@ -118,7 +118,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, log: Callable[[dict], None]
         new_params = _start_from_weights(Path(cfg.init_weights), model, ema, cfg.arch)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
-    train_set = ClipSet(cfg.train_dirs)
+    train_set = ClipSet(cfg.train_dirs, exclude_families=cfg.exclude_families)
     val_set = ClipSet(cfg.val_data) if cfg.val_data and Path(cfg.val_data).exists() else None
     val_idx = None
     if val_set is not None and cfg.val_clips:

@@ -71,17 +71,18 @@ def _train_dirs(model: str) -> list[str] | None:
 def trained_families(model: str) -> list[str] | None:
     """The continuous families a model's training set was built with, read from the run folder
     of its weights (``config.json`` -> ``train_data`` -> ``manifest.json``, every folder of a
-    list); None for a model name, weights without a run folder, or a training set of the fixed
-    operators only."""
+    list, less the config's ``exclude_families``); None for a model name, weights without a run
+    folder, or a training set of the fixed operators only."""
     dirs = _train_dirs(model)
     if dirs is None:
         return None
+    excluded = json.loads((Path(model).parent / "config.json").read_text()).get("exclude_families") or []
     families: list[str] = []
     for train in dirs:
         if not (Path(train) / "manifest.json").is_file():
             raise ProtocolError(f"{model}: its run's training set {train or '(none)'} is not here to say which "
                                 "families it was trained on: give --family F")
-        families += [f for f in load_manifest(train).get("families") or [] if f not in families]
+        families += [f for f in load_manifest(train).get("families") or [] if f not in families + excluded]
     return families or None
 
 

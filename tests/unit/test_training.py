@@ -341,3 +341,24 @@ def test_train_data_may_list_several_folders(tiny_data, tmp_path):
     assert json.loads((out / "config.json").read_text())["train_data"] == [str(tiny_data), str(other)]
     with pytest.raises(ConfigError, match="train_data"):
         _cfg(tiny_data, tmp_path / "x", train_data=[])
+
+
+def test_exclude_families_leaves_a_family_out_of_training_and_the_protocol_reads_it(tmp_path):
+    """`exclude_families = ["filmic"]`: no filmic clip is trained on, and the lofo protocol's
+    `trained_families` reads the run as trained without filmic; an unknown name is refused."""
+    from didtv.data.build import build
+    from didtv.train.config import ConfigError
+    from didtv.train.dataset import ClipSet
+    from didtv.train.loop import train
+    from didtv.train.protocols import trained_families
+
+    data = build([SOURCE], tmp_path / "cont", seed=1, clips_per_source=6, size=(48, 48), split="train",
+                 workers=1, families=["filmic", "reinhard"])
+    records = json.loads((data / "manifest.json").read_text())["clips"]
+    assert {r["family"] for r in records} == {"filmic", "reinhard"}
+    kept = ClipSet(data, exclude_families=["filmic"])
+    assert len(kept) == sum(r["family"] == "reinhard" for r in records) and {r["family"] for r in kept.records} == {"reinhard"}
+    out = train(_cfg(data, tmp_path / "run", exclude_families=["filmic"], iterations=2, model="lite", model_overrides={}))
+    assert trained_families(str(out / "final.safetensors")) == ["reinhard"]
+    with pytest.raises(ConfigError, match="exclude_families"):
+        _cfg(data, tmp_path / "x", exclude_families=["filmc"])
