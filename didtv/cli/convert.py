@@ -144,6 +144,9 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
                                        ("verify", verify)) if v is not None]
         if given:
             raise click.UsageError(f"{', '.join(given)} only apply when SRC is a folder")
+        if container is not None and not os.path.isdir(dst):
+            raise click.UsageError("--container applies when SRC or DST is a folder "
+                                   "(otherwise DST's extension decides)")
     elif chunks != "auto" or keep_work:
         raise click.UsageError("--chunks and --keep-work apply to a single file (folders: auto)")
     if address and engine != "ray":
@@ -157,9 +160,6 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
         chunks = parse_chunks(chunks)
     except UsageError as exc:
         raise click.BadParameter(str(exc), param_hint="--chunks") from None
-        if container is not None and not os.path.isdir(dst):
-            raise click.UsageError("--container applies when SRC or DST is a folder "
-                                   "(otherwise DST's extension decides)")
     try:
         tile = parse_tile(tile)
     except ValueError as exc:

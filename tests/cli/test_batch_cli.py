@@ -79,6 +79,9 @@ def test_single_file_into_a_folder(tmp_path):
     res = _run("convert", clip, tmp_path / "out", "--container", "mp4", "--quiet", *FAST)
     assert res.exit_code == 0, res.output
     assert probe(tmp_path / "out" / "c.mp4").hdr == HdrFormat.HDR10
+    res = _run("convert", clip, tmp_path / "c.mkv", "--container", "mp4", *FAST)
+    assert res.exit_code == 2 and "--container applies when SRC or DST is a folder" in res.output
+    assert not (tmp_path / "c.mkv").exists()
 
 
 # ---------------------------------------------------------------------------------------------
