@@ -1,9 +1,10 @@
 """``didtv convert IN OUT``: one SDR video to HDR10, or (IN a folder) every video in it.
 
 A folder input is a batch (docs/batch.md): ``didtv convert IN_DIR OUT_DIR [--recursive]
-[--container mkv|mp4] [--jobs N]``. The library does the work (:func:`didtv.api.convert`,
-:func:`didtv.batch.convert_batch`); this module parses flags, renders progress, prints the
-summary; Ctrl-C and SIGTERM stop it cleanly (didtv.cli.signals).
+[--container mkv|mp4] [--jobs N | --workers N | --engine ray]``; ``--workers N`` / ``--engine
+ray`` also run the chunks of one file in parallel (docs/scale.md). The library does the work
+(:func:`didtv.api.convert`, :func:`didtv.batch.convert_batch`); this module parses flags, renders
+progress, prints the summary; Ctrl-C and SIGTERM stop it cleanly (didtv.cli.signals).
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def _chunks_text(p) -> str:
               help="Run on this machine, or as Ray tasks on a cluster (pip install 'didtv[ray]').")
 @click.option("--address", default=None,
               help="--engine ray: the cluster's address (ray start --head prints it). Default: RAY_ADDRESS, "
-                   "else a Ray instance started for this run on this machine.")
+                   "else the cluster 'ray start' started last on this machine, else a Ray instance "
+                   "started for this run.")
 @click.option("--keep-work", is_flag=True,
               help="Keep the chunks' work folder (.OUT.didtv-work) after success or failure.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")

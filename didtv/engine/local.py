@@ -7,8 +7,10 @@ Progress comes back through a queue, frame by frame; a shared event asks running
 at their next frame (Ctrl-C, SIGTERM, a failed chunk), after which they clean up as an
 interrupted conversion does. Workers ignore SIGINT (the parent decides) and die with the parent
 (``PR_SET_PDEATHSIG``), so a parent killed with SIGKILL leaves no converting orphans behind.
-A worker that dies (killed, out of memory) fails the conversion with one line saying so; the
-Ray engine (didtv.engine.ray_engine) retries such tasks instead.
+A worker that dies (killed, out of memory) fails the conversion with one line saying so (an
+error like any other: the CLI removes the finished chunks unless ``--keep-work``), and breaks
+the pool: in a batch, the files in flight and those not yet started fail too. The Ray engine
+(didtv.engine.ray_engine) retries such tasks instead.
 """
 
 from __future__ import annotations
@@ -129,4 +131,4 @@ def _died():
     from didtv.engine.tasks import TaskError
 
     return TaskError("DidtvError", "a worker process died (killed, or out of memory); "
-                     "run the same command again to resume")
+                     "run the same command again")

@@ -46,7 +46,8 @@ def import_ray():
 
 
 class RayEngine(Engine):
-    """Tasks on the Ray cluster at ``address`` (None: RAY_ADDRESS, else a Ray started here)."""
+    """Tasks on the Ray cluster at ``address`` (None: RAY_ADDRESS, else the cluster ``ray
+    start`` started last on this machine, else a Ray instance started here for this run)."""
 
     name = "ray"
 
