@@ -179,8 +179,10 @@ class DIDLite(nn.Module):
         # PixelUnshuffle(s) then the 1x1 conv `inp`, computed as one s x s conv of stride s (the
         # same weights, channel c*s*s + i*s + j -> kernel tap [c, i, j]): no unshuffled copy of
         # the frames (203 -> 40-53 ms at 1080p on 2 cores)
-        weight = self.inp.weight.reshape(self.inp.out_channels, -1, self.scale, self.scale)
-        feat = self.act(F.conv2d(z, weight, self.inp.bias, stride=self.scale))
+        feat = self._input_native(z) if self._fused(frames) and z.dtype == torch.float32 else None
+        if feat is None:
+            weight = self.inp.weight.reshape(self.inp.out_channels, -1, self.scale, self.scale)
+            feat = self.act(F.conv2d(z, weight, self.inp.bias, stride=self.scale))
         for i in range(0, len(self.body), 2):
             feat = feat + self.body[i + 1](self.act(self.body[i](feat)))
         aux = self.aux(feat)
@@ -199,7 +201,23 @@ class DIDLite(nn.Module):
         from didtv.models import native
 
         return (self.fused_expand and frames.device.type == "cpu" and not torch.is_grad_enabled()
-                and native.lite_expand_kernel() is not None)
+                and native.lite_expand_kernel() is not None and native.lite_input_kernel() is not None)
+
+    def _input_native(self, z: torch.Tensor) -> torch.Tensor | None:
+        """The unshuffle, the input 1x1 conv and its activation in one C pass (lite_expand.c),
+        channels-last float32 out; None where the kernel refuses (more than 64 channels)."""
+        from didtv.models import native
+
+        b, c, h, w = z.shape
+        o = self.inp.out_channels
+        wt = self.inp.weight.detach().reshape(o, -1).t().contiguous().float()
+        bias = self.inp.bias.detach().contiguous().float()
+        out = torch.empty((b, h // self.scale, w // self.scale, o), dtype=torch.float32)
+        strides = torch.tensor(z.stride(), dtype=torch.int64)
+        rc = native.lite_input_kernel()(z.data_ptr(), strides.data_ptr(), b, c, h, w, self.scale, wt.data_ptr(),
+                                        bias.data_ptr(), o, self.act.negative_slope, out.data_ptr(),
+                                        torch.get_num_threads())
+        return None if rc else out.permute(0, 3, 1, 2)
 
     def _expand_native(self, centre: torch.Tensor, aux: torch.Tensor, coeffs: torch.Tensor,
                        cond: torch.Tensor) -> torch.Tensor:

@@ -91,7 +91,7 @@ def test_fused_pass_equals_the_torch_expansion(channels_last):
     m = _perturbed(seed=1)
     if channels_last:
         m.use_channels_last()
-    x = _frames(b=2, h=24, w=40, seed=2)
+    x = _frames(b=2, h=24, w=44, seed=2)  # 44: the AVX2 loop's 8-pixel steps and a scalar tail
     with torch.inference_mode():
         cond = m.condition_vector(x)
         m.fused_expand = False
@@ -188,6 +188,34 @@ def test_strided_input_conv_is_unshuffle_then_1x1():
     ref = m.inp(torch.nn.functional.pixel_unshuffle(z, 4))
     weight = m.inp.weight.reshape(m.inp.out_channels, -1, 4, 4)
     assert torch.allclose(torch.nn.functional.conv2d(z, weight, m.inp.bias, stride=4), ref, atol=1e-5)
+
+
+@needs_kernel
+@pytest.mark.parametrize("channels,scale", [(24, 4), (8, 2), (64, 4)])
+def test_native_input_layer_equals_the_strided_conv(channels, scale):
+    """The C input layer (unshuffle + 1x1 + LeakyReLU) equals the strided conv and activation:
+    the shipped shape (24 channels, scale 4: the specialised loop), a generic one, the largest
+    allowed; on a strided view of the window (the centre's neighbours of a 7-frame stack), and
+    channels-last out. More than 64 channels: None (the caller falls back to the conv)."""
+    import torch.nn.functional as F
+
+    cfg = {**LITE_CONFIG, "channels": channels, "scale": scale}
+    m = DIDLite(**cfg).eval()
+    with torch.no_grad():
+        m.inp.bias.normal_(0, 0.1)
+    x = torch.rand(2, 7, 3, 4 * scale, 6 * scale, generator=torch.Generator().manual_seed(3))
+    z = x[:, 2:5].reshape(2, 9, 4 * scale, 6 * scale)
+    weight = m.inp.weight.reshape(channels, -1, scale, scale)
+    with torch.inference_mode():
+        ref = m.act(F.conv2d(z, weight, m.inp.bias, stride=scale))
+        out = m._input_native(z)
+        strided = m._input_native(x.transpose(0, 1)[2:5].transpose(0, 1).reshape(2, 9, 4 * scale, 6 * scale))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(out, ref, atol=1e-5) and torch.allclose(strided, ref, atol=1e-5)
+    assert (ref < 0).any()  # the activation's negative side is exercised
+    wide = DIDLite(**{**LITE_CONFIG, "channels": 65}).eval()
+    with torch.inference_mode():
+        assert wide._input_native(z[..., :16, :16] if scale == 4 else z) is None
 
 
 def test_motion_guard_edits_only_the_frames_lite_reads(monkeypatch):

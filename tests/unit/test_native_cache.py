@@ -30,6 +30,7 @@ int didtv_planted(void) { return 42; }
 int didtv_deform_columns(void) { return 0; }
 void didtv_pack_groups(void) {}
 int didtv_lite_expand(void) { return 0; }
+int didtv_lite_unshuffle_conv(void) { return 0; }
 """
 
 

@@ -126,6 +126,12 @@ def lite_expand_kernel():
     return None if lib is None else lib.didtv_lite_expand
 
 
+def lite_input_kernel():
+    """The loaded ``didtv_lite_unshuffle_conv`` function (DIDNet Lite's input layer), or ``None``."""
+    lib = _library()
+    return None if lib is None else lib.didtv_lite_unshuffle_conv
+
+
 def forget() -> None:
     """Drop the loaded library, so the next call looks again (tests; a changed ``DIDTV_NATIVE``)."""
     _library.cache_clear()
@@ -157,6 +163,9 @@ def _library():
     lib.didtv_lite_expand.argtypes = [ptr, ptr, ptr, ptr, ptr, ptr, ptr, ctypes.c_int, ptr, ctypes.c_float,
                                       ptr, i64, i64, i64, ctypes.c_int, ctypes.c_int]
     lib.didtv_lite_expand.restype = ctypes.c_int
+    lib.didtv_lite_unshuffle_conv.argtypes = [ptr, ptr, i64, i64, i64, i64, ctypes.c_int, ptr, ptr, i64,
+                                              ctypes.c_float, ptr, ctypes.c_int]
+    lib.didtv_lite_unshuffle_conv.restype = ctypes.c_int
     return lib
 
 
