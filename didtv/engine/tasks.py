@@ -27,6 +27,12 @@ class ModelSpec:
     model: str
     run: dict = field(default_factory=dict)  # device, precision, tile, batch_size, motion_guard, torch_compile
 
+    def __post_init__(self) -> None:
+        # a weights file named relative to the parent's directory: absolute, as the input and
+        # output paths are (a Ray task runs in another directory, possibly on another machine)
+        if isinstance(self.model, str) and self.model.endswith(".safetensors"):
+            object.__setattr__(self, "model", os.path.abspath(self.model))
+
     def device(self) -> str:
         from didtv.pipeline.runner import pick_device
 

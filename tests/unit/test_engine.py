@@ -174,3 +174,13 @@ def test_the_ray_engine_names_its_extra_when_ray_is_missing(monkeypatch):
                         lambda name, *a: None if name == "ray" else real(name, *a))
     with pytest.raises(MissingExtraError, match=r"pip install 'didtv\[ray\]'"):
         RayEngine()
+
+
+def test_a_relative_weights_path_travels_absolute(tmp_path, monkeypatch):
+    """A worker (a Ray task elsewhere) gets the weights file as the parent named it, made
+    absolute against the parent's directory; registered names are left alone."""
+    from didtv.engine.tasks import ModelSpec
+
+    monkeypatch.chdir(tmp_path)
+    assert ModelSpec(None, "runs/x/final.safetensors").model == str(tmp_path / "runs" / "x" / "final.safetensors")
+    assert ModelSpec(None, "lite").model == "lite"
