@@ -20,7 +20,6 @@ class ClipSet:
         dirs = [Path(d) for d in data_dir] if isinstance(data_dir, (list, tuple)) else [Path(data_dir)]
         if records is not None and len(dirs) != 1:
             raise ValueError("records select clips of one data folder")
-        self.dir = dirs[0]
         located = [(d, rec) for d in dirs for rec in (records if records is not None else load_manifest(d)["clips"])
                    if rec.get("family") not in exclude_families]
         if limit:

@@ -59,12 +59,14 @@ def variant_of(rec: dict) -> str | None:
     return None
 
 
-def _train_dirs(model: str) -> list[str] | None:
-    """The training data folders of a model's run (its weights' ``config.json``), or None."""
+def _run_config(model: str) -> dict | None:
+    """The ``config.json`` of a model's run (beside its weights), or None."""
     cfg = Path(model).parent / "config.json" if model.endswith(".safetensors") else None
-    if cfg is None or not cfg.is_file():
-        return None
-    train = json.loads(cfg.read_text()).get("train_data", "")
+    return json.loads(cfg.read_text()) if cfg is not None and cfg.is_file() else None
+
+
+def _train_dirs(config: dict) -> list[str]:
+    train = config.get("train_data", "")
     return [train] if isinstance(train, str) else list(train)
 
 
@@ -73,12 +75,12 @@ def trained_families(model: str) -> list[str] | None:
     of its weights (``config.json`` -> ``train_data`` -> ``manifest.json``, every folder of a
     list, less the config's ``exclude_families``); None for a model name, weights without a run
     folder, or a training set of the fixed operators only."""
-    dirs = _train_dirs(model)
-    if dirs is None:
+    config = _run_config(model)
+    if config is None:
         return None
-    excluded = json.loads((Path(model).parent / "config.json").read_text()).get("exclude_families") or []
+    excluded = config.get("exclude_families") or []
     families: list[str] = []
-    for train in dirs:
+    for train in _train_dirs(config):
         if not (Path(train) / "manifest.json").is_file():
             raise ProtocolError(f"{model}: its run's training set {train or '(none)'} is not here to say which "
                                 "families it was trained on: give --family F")
@@ -88,8 +90,9 @@ def trained_families(model: str) -> list[str] | None:
 
 def training_sources(model: str) -> list[str]:
     """The source files of a model's training set (its run folder's config), or [] if unknown."""
+    config = _run_config(model)
     sources: list[str] = []
-    for train in _train_dirs(model) or []:
+    for train in _train_dirs(config) if config is not None else []:
         if (Path(train) / "manifest.json").is_file():
             sources += [s for s in load_manifest(train)["sources"] if s not in sources]
     return sources

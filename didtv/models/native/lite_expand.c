@@ -248,17 +248,6 @@ int didtv_lite_expand(const float *centre, const int64_t *cs,          /* (b, 3,
     return failed ? -2 : 0;
 }
 
-/* Lite's input layer: PixelUnshuffle(s) of the C input planes, then a 1x1 conv to O channels and
- * LeakyReLU(slope), in one pass (what lite.py computes as one s x s conv of stride s):
- *
- *   out[b, y, x, o] = act(bias[o] + sum_k wt[k, o] * in[b, c, s y + i, s x + j]),  k = c s^2 + i s + j
- *
- * `in` has any (batch, channel, row, column) strides; `wt` is (C s^2, O) contiguous (the conv's
- * weight transposed), `out` (b, H/s, W/s, O) contiguous: channels-last, what the trunk's convs
- * read. O <= 64. One item per (batch, output row); the O accumulators of a cell stay in
- * registers, each input value is broadcast against a row of `wt` (in L1). oneDNN's AVX2 path
- * for this strided conv on NCHW input took 65 ms at 1080p on 2 cores.
- * Returns 0 on success, -1 on bad arguments. */
 /* One output row; `O` is a compile-time constant where the caller passes a literal (always_inline),
  * so that the accumulators live in registers (24 channels: 3 AVX2 registers). */
 static inline __attribute__((always_inline)) void unshuffle_conv_row(
@@ -282,6 +271,17 @@ static inline __attribute__((always_inline)) void unshuffle_conv_row(
     }
 }
 
+/* Lite's input layer: PixelUnshuffle(s) of the C input planes, then a 1x1 conv to O channels and
+ * LeakyReLU(slope), in one pass (what lite.py computes as one s x s conv of stride s):
+ *
+ *   out[b, y, x, o] = act(bias[o] + sum_k wt[k, o] * in[b, c, s y + i, s x + j]),  k = c s^2 + i s + j
+ *
+ * `in` has any (batch, channel, row, column) strides; `wt` is (C s^2, O) contiguous (the conv's
+ * weight transposed), `out` (b, H/s, W/s, O) contiguous: channels-last, what the trunk's convs
+ * read. O <= 64. One item per (batch, output row); the O accumulators of a cell stay in
+ * registers, each input value is broadcast against a row of `wt` (in L1). oneDNN's AVX2 path
+ * for this strided conv on NCHW input took 65 ms at 1080p on 2 cores.
+ * Returns 0 on success, -1 on bad arguments. */
 int didtv_lite_unshuffle_conv(const float *in, const int64_t *is, int64_t b, int64_t C, int64_t H, int64_t W,
                               int scale, const float *wt, const float *bias, int64_t O, float slope,
                               float *out, int threads) {
