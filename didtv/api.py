@@ -163,6 +163,8 @@ def convert(
     workers: int | None = None,
     engine: str | None = None,
     address: str | None = None,
+    ray_data: str | None = None,
+    task_cpus: float | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> ConvertResult:
     """Convert one SDR video to HDR10.
@@ -185,7 +187,8 @@ def convert(
     from its finished chunks. The folder is removed on success and on an error, kept after
     KeyboardInterrupt; ``keep_work``: True keeps it always, ``"on-failure"`` on an error too.
     ``workers``/``engine``/``address``: the chunks run on ``workers`` processes of this machine
-    or as Ray tasks (didtv.engine, docs/scale.md); ``auto`` chunks then start at 20 s.
+    or as Ray tasks (didtv.engine, docs/scale.md); ``auto`` chunks then start at 20 s. Ray only:
+    ``ray_data`` "shared" (default) or "object-store", ``task_cpus`` CPUs per task (default 1).
     """
     import torch  # noqa: F401  (imported here: `import didtv` stays light)
 
@@ -198,7 +201,7 @@ def convert(
 
     t0 = time.monotonic()
     src, dst = Path(src), Path(dst)
-    engine, workers = check_engine(engine, workers, address)
+    engine, workers = check_engine(engine, workers, address, data=ray_data, task_cpus=task_cpus)
     parallel = is_parallel(engine, workers)
     if engine == "ray":  # other nodes: the same absolute paths (a shared filesystem)
         src, dst = Path(os.path.abspath(src)), Path(os.path.abspath(dst))
@@ -257,7 +260,8 @@ def convert(
         from didtv.chunks.run import ChunkJob, chunk_work, encode_chunked
         from didtv.engine.tasks import ModelSpec
         work_ctx = chunk_work(dst, keep_work)
-        engine_ctx = open_engine(engine, workers, address, device=device) or engine_ctx
+        engine_ctx = open_engine(engine, workers, address, device=device, task_cpus=task_cpus,
+                                 data=ray_data) or engine_ctx
         spec = ModelSpec(preset, model_name, {"device": device, "precision": precision, "tile": tile,
                                               "batch_size": batch_size, "motion_guard": motion_guard,
                                               "torch_compile": torch_compile})

@@ -13,6 +13,15 @@ from didtv.presets import Preset
 IDENTITY_TAG = "DIDTV"
 IDENTITY_VERSION = 1
 _SAMPLE = 1 << 20  # bytes hashed at the start, middle and end of a file
+#: A ``.safetensors`` name -> the file this process reads for it: a Ray node's copy of weights
+#: that came through the object store (didtv.engine.objects). The model is loaded from the copy,
+#: outputs record the name the user gave (and the copy's fingerprint, the same bytes).
+WEIGHTS_COPIES: dict[str, str] = {}
+
+
+def weights_file(name: str | os.PathLike) -> str:
+    """Where this process reads the weights file named ``name`` (itself, unless copied)."""
+    return WEIGHTS_COPIES.get(str(name), str(name))
 
 
 def file_fingerprint(path: str | os.PathLike) -> str:
@@ -47,8 +56,8 @@ def conversion_options(preset: Preset, model_name: str, fps: Fraction) -> dict:
     if tone is not None:
         options["tone"] = {"diffuse_white": tone.diffuse_white, "peak": tone.peak}
     options["max_height"] = getattr(preset, "max_height", None)
-    if str(model_name).endswith(".safetensors") and os.path.isfile(model_name):
-        options["weights"] = file_fingerprint(model_name)
+    if str(model_name).endswith(".safetensors") and os.path.isfile(weights_file(model_name)):
+        options["weights"] = file_fingerprint(weights_file(model_name))
     return options
 
 

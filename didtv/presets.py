@@ -366,7 +366,10 @@ def load_preset_model(preset: Preset, model: str | None = None, *, device: str =
     name = model or preset.model
     if name == "auto":
         name = default_model_name(device)  # per device: Lite on a CPU, Tiny on CUDA
-    net = load_model(name, device=device)  # fails early: unknown name, missing or bad weights
+    from didtv.identity import weights_file  # a Ray node's copy of a weights file, if any
+
+    # fails early: unknown name, missing or bad weights
+    net = load_model(weights_file(name) if str(name).endswith(".safetensors") else name, device=device)
     if str(name).endswith(".safetensors") or get_info(str(name)).learned:
         return str(name), net
     info = get_info(str(name))

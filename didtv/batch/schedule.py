@@ -52,6 +52,8 @@ def convert_batch(
     workers: int | None = None,
     engine: str | None = None,
     address: str | None = None,
+    ray_data: str | None = None,
+    task_cpus: float | None = None,
     report_path: str | os.PathLike | None = None,
     on_event: Callable[[BatchEvent], None] | None = None,
     cancel: threading.Event | None = None,
@@ -64,7 +66,8 @@ def convert_batch(
     ``container``: "mkv" or "mp4". ``jobs``: files converted at once (threads; each runs its
     own FFmpeg processes). ``overwrite``: convert again even when an output verifies.
     ``workers``/``engine``/``address``: files converted in ``workers`` processes of this
-    machine, or as Ray tasks (didtv.engine, docs/scale.md), instead of ``jobs`` threads here.
+    machine, or as Ray tasks (didtv.engine, docs/scale.md), instead of ``jobs`` threads here;
+    ``ray_data``/``task_cpus``: Ray's data mode (shared, object-store) and CPUs per task.
     ``verify``: "quick" or "full" (see :func:`verify_output`). ``report_path``: where the JSON
     report is written (atomically, after every file); None: not written. ``cancel``: set it
     (from any thread) to stop like an interrupt. Returns the report; raises
@@ -85,7 +88,7 @@ def convert_batch(
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     from didtv.engine import check_engine, is_parallel, open_engine
 
-    engine, workers = check_engine(engine, workers, address)
+    engine, workers = check_engine(engine, workers, address, data=ray_data, task_cpus=task_cpus)
     if jobs > 1 and is_parallel(engine, workers):
         raise ValueError("jobs (threads) and workers / engine ray (processes) exclude each other")
     in_dir, out_dir = Path(in_dir), Path(out_dir)
@@ -98,6 +101,8 @@ def convert_batch(
 
     model_name, _net = load_preset_model(preset, model, device=str(pick_device(device)))
     del _net
+    if is_parallel(engine, workers) and model_name.endswith(".safetensors"):
+        model_name = os.path.abspath(model_name)  # as its tasks get it and record it (ModelSpec)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -108,7 +113,8 @@ def convert_batch(
     report = BatchReport(
         in_dir=in_dir, out_dir=out_dir, container=container, recursive=recursive, jobs=jobs,
         options={"preset": preset.name, "model": model_name, "force": force,
-                 "overwrite": overwrite, "verify": verify, "engine": engine, "workers": workers},
+                 "overwrite": overwrite, "verify": verify, "engine": engine, "workers": workers,
+                 "ray_data": (ray_data or "shared") if engine == "ray" else None},
         started=started)
     report.removed_partials = clean_stale_partials(out_dir)
     if out_inside:
@@ -138,7 +144,8 @@ def convert_batch(
             emit("done", item)
     save()
     stop = cancel or threading.Event()
-    pool = open_engine(engine, workers, address, device=device) if is_parallel(engine, workers) else None
+    pool = (open_engine(engine, workers, address, device=device, task_cpus=task_cpus, data=ray_data)
+            if is_parallel(engine, workers) else None)
 
     def process(item: BatchItem) -> None:
         _process(item, out_dir=out_dir, preset=preset, model_name=model_name, overwrite=overwrite,
@@ -244,7 +251,8 @@ def _process(item: BatchItem, *, out_dir: Path, preset, model_name: str, overwri
             result = convert_file(engine, item.source, dst, preset=preset, model=model_name,
                                   overwrite=redo is not None, force=force, run=run,
                                   estimated_frames=item.estimated_frames, on_progress=on_progress,
-                                  stopped=stop.is_set)
+                                  stopped=stop.is_set, full=full,
+                                  options=conversion_options(preset, model_name, item.info.fps))
         item.status, item.frames, item.warnings = "converted", result.frames, list(result.warnings)
         item.reason = f"redone: {redo}" if redo else None
     except KeyboardInterrupt:

@@ -104,6 +104,12 @@ def _chunks_text(p) -> str:
               help="--engine ray: the cluster's address (ray start --head prints it). Default: RAY_ADDRESS, "
                    "else the cluster 'ray start' started last on this machine, else a Ray instance "
                    "started for this run.")
+@click.option("--ray-data", type=click.Choice(["shared", "object-store"]), default=None,
+              help="--engine ray: 'shared' (default): every node sees the input and output paths (a shared "
+                   "filesystem); 'object-store': the source and the outputs travel through Ray's object "
+                   "store, nodes need no shared filesystem. See docs/scale.md.")
+@click.option("--task-cpus", type=float, default=None,
+              help="--engine ray: CPUs each task asks Ray for, and threads it runs. Default: 1.")
 @click.option("--keep-work", is_flag=True,
               help="Keep the chunks' work folder (.OUT.didtv-work) after success or failure.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
@@ -118,7 +124,7 @@ def _chunks_text(p) -> str:
               help="Folders: how existing outputs are checked before being skipped. Default: quick.")
 @handle_errors
 def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, force, device, precision,
-            tile, batch_size, motion_guard, torch_compile, chunks, workers, engine, address, keep_work, quiet, verbose, recursive, container, jobs, report_path, verify):
+            tile, batch_size, motion_guard, torch_compile, chunks, workers, engine, address, ray_data, task_cpus, keep_work, quiet, verbose, recursive, container, jobs, report_path, verify):
     """Convert SRC (8- or 10-bit BT.709 SDR) to DST (.mkv or .mp4): 10-bit BT.2020 PQ HEVC with
     HDR10 metadata (mastering display; MaxCLL/MaxFALL measured from the written frames).
 
@@ -151,8 +157,11 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
                                    "(otherwise DST's extension decides)")
     elif chunks != "auto" or keep_work:
         raise click.UsageError("--chunks and --keep-work apply to a single file (folders: auto)")
-    if address and engine != "ray":
-        raise click.UsageError("--address applies to --engine ray")
+    for option, value in (("--address", address), ("--ray-data", ray_data), ("--task-cpus", task_cpus)):
+        if value is not None and engine != "ray":
+            raise click.UsageError(f"{option} applies to --engine ray")
+    if task_cpus is not None and not 0 < task_cpus < float("inf"):
+        raise click.BadParameter(f"must be a positive number of CPUs, got {task_cpus:g}", param_hint="--task-cpus")
     if batch and (jobs or 1) > 1 and ((workers or 1) > 1 or engine == "ray"):
         raise click.UsageError("--jobs (threads in this process) and --workers / --engine ray "
                                "(processes) exclude each other: use --workers")
@@ -168,7 +177,8 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
         raise click.BadParameter(str(exc), param_hint="--tile") from None
     run = {"device": device, "precision": precision, "tile": tile, "batch_size": batch_size,
            "motion_guard": motion_guard, "torch_compile": torch_compile,
-           "workers": workers, "engine": engine, "address": address}
+           "workers": workers, "engine": engine, "address": address, "ray_data": ray_data,
+           "task_cpus": task_cpus}
     chosen = load_preset(preset).with_overrides(model=model, crf=crf, x265_preset=x265_preset,
                                                 lossless=lossless)
     with signals_as_interrupts() as sig:

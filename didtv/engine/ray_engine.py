@@ -1,8 +1,10 @@
 """``--engine ray``: chunks and batch files as Ray tasks (the optional extra ``didtv[ray]``).
 
-Shared-filesystem mode: every node sees the input, the output folder (and a chunked
-conversion's work folder next to the output) under the same absolute paths, and has the same
-didtv installed (docs/scale.md). A task asks Ray for ``task_cpus`` CPUs (and one GPU when the
+Two ways for the data (``data``, ``--ray-data``; docs/scale.md): ``shared`` (the default): every
+node sees the input, the output folder (and a chunked conversion's work folder next to the
+output) under the same absolute paths; ``object-store``: the source and the outputs travel
+through Ray's object store, nodes need no shared filesystem (didtv.engine.objects). Every node
+has the same didtv installed. A task asks Ray for ``task_cpus`` CPUs (and one GPU when the
 device asked for is CUDA) and uses that many threads (didtv.engine.limits). Ray retries a task
 whose worker process died (``max_retries``); a retried chunk writes to a new temporary name and
 this process accepts a chunk only after it verifies (didtv.chunks.work.Work.finish), so a
@@ -27,12 +29,16 @@ TASK_RETRIES = 3
 TASK_CPUS = 1.0
 
 
-def _task(kind: str, task, threads: int):
-    """The body of every Ray task, in a Ray worker process."""
+def _task(kind: str, task, threads: int, inputs=None):
+    """The body of every Ray task, in a Ray worker process; ``inputs``: object-store mode."""
     from didtv.engine.limits import apply_limits
 
     apply_limits(max(1, threads))
-    return run_task(kind, task)
+    if inputs is None:
+        return run_task(kind, task)
+    from didtv.engine.objects import run_shipped
+
+    return run_shipped(kind, task, inputs)
 
 
 def import_ray():
@@ -52,10 +58,16 @@ class RayEngine(Engine):
     name = "ray"
 
     def __init__(self, address: str | None = None, workers: int | None = None, *,
-                 device: str | None = None, task_cpus: float | None = None) -> None:
+                 device: str | None = None, task_cpus: float | None = None,
+                 data: str | None = None) -> None:
+        from didtv.engine.objects import MODES, Shipper
+
+        if (data or MODES[0]) not in MODES:
+            raise DidtvError(f"--ray-data must be one of {', '.join(MODES)}, got {data!r}")
         ray = import_ray()
         self.ray = ray
         self.task_cpus = float(task_cpus or TASK_CPUS)
+        self.threads = int(max(1.0, self.task_cpus))
         self.gpus = 1 if str(device or "").startswith("cuda") else 0
         self._owns = not ray.is_initialized()  # connected here: disconnected at close
         try:
@@ -68,17 +80,24 @@ class RayEngine(Engine):
                              f"{' '.join(str(exc).split())[:300]}",
                              hint="start one with 'ray start --head' (docs/scale.md)") from None
         cpus = ray.cluster_resources().get("CPU", 1.0)
-        if self.task_cpus > cpus:
-            raise DidtvError(f"a task asks for {self.task_cpus:g} CPUs, the Ray cluster has {cpus:g}")
+        largest = max((n.get("Resources", {}).get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")),
+                      default=cpus)
+        if self.task_cpus > largest:  # a task no node can take would wait for ever
+            if self._owns:  # (no __exit__ follows a failed __init__)
+                ray.shutdown()
+            raise DidtvError(f"--task-cpus {self.task_cpus:g}: no node of the Ray cluster has that many "
+                             f"CPUs (the largest has {largest:g}, the cluster {cpus:g})")
         self.capacity = int(workers) if workers else max(1, int(cpus // self.task_cpus))
         self._remote = ray.remote(_task).options(
             num_cpus=self.task_cpus, num_gpus=self.gpus, max_retries=TASK_RETRIES,
             retry_exceptions=False)
+        self.shipper = Shipper(ray) if data == "object-store" else None
         self._handles: dict = {}
 
     def submit(self, kind: str, task, on_progress: Callable | None = None) -> Handle:
         handle = Handle(kind, task, on_progress)
-        handle.ref = self._remote.remote(kind, task, int(max(1, self.task_cpus)))
+        sent, inputs = self.shipper.ship(kind, task) if self.shipper else (task, None)
+        handle.ref = self._remote.remote(kind, sent, self.threads, inputs)
         self._handles[handle.key] = handle
         return handle
 
@@ -90,6 +109,8 @@ class RayEngine(Engine):
             for ref in ready:
                 handle = by_ref[ref]
                 handle.outcome = self._get(ref)
+                if self.shipper is not None:  # the bytes it sent back, written here
+                    handle.outcome = self.shipper.land(handle.kind, handle.task, handle.outcome)
                 handle.done = True
                 self._handles.pop(handle.key, None)
                 finished.add(handle)
@@ -120,5 +141,8 @@ class RayEngine(Engine):
 
     def close(self) -> None:
         self._handles.clear()
-        if self._owns:
+        if getattr(self, "shipper", None) is not None:
+            self.shipper.forget()
+            self.shipper = None
+        if self._owns and self.ray.is_initialized():
             self.ray.shutdown()

@@ -73,6 +73,7 @@ class FileDone:
     frames: int
     warnings: list
     seconds: float
+    out: str = ""  # object-store mode: the partial file its bytes were written to, to be verified
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,9 @@ def chunk_runner(spec: ModelSpec):
     from didtv.chunks.shot import ChunkRunner
     from didtv.presets import load_preset_model
 
-    key = (spec.model, repr(spec.preset), tuple(sorted(spec.run.items())))
+    from didtv.identity import weights_file
+
+    key = (spec.model, weights_file(spec.model), repr(spec.preset), tuple(sorted(spec.run.items())))
     if _RUNNER and _RUNNER[0] == key:
         return _RUNNER[1]
     device = spec.device()

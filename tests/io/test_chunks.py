@@ -36,6 +36,21 @@ def _ffmpeg(*args: str) -> None:
                    check=True, capture_output=True)
 
 
+def make_damaged_clip(folder: Path) -> Path:
+    """50 frames of H.264 (a keyframe every 10) with 300 bytes in the middle scrambled: decoding
+    fails part-way (the 'damaged video' line)."""
+    good = folder / "good.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=128x96:rate=25,trim=end_frame=50", "-c:v", "libx264",
+            "-preset", "ultrafast", "-g", "10", "-pix_fmt", "yuv420p", str(good))
+    data = bytearray(good.read_bytes())
+    mid = len(data) // 2
+    for i in range(mid, mid + 300):
+        data[i] = (data[i] * 7 + 13) & 0xFF
+    bad = folder / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    return bad
+
+
 def make_cut_clip(path: Path, shots=(12, 10, 14), size=(64, 48)) -> Path:
     """Three different pictures one after the other (two hard cuts), H.264 with B-frames and a
     keyframe every 10 frames, and an AAC sine as long as the video."""
@@ -195,15 +210,7 @@ def test_keep_work_and_the_lock(tmp_path):
 
 
 def test_chunk_decode_failure_names_the_chunk(tmp_path):
-    good = tmp_path / "good.mp4"
-    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=128x96:rate=25,trim=end_frame=50", "-c:v", "libx264",
-            "-preset", "ultrafast", "-g", "10", "-pix_fmt", "yuv420p", str(good))
-    data = bytearray(good.read_bytes())
-    mid = len(data) // 2
-    for i in range(mid, mid + 300):
-        data[i] = (data[i] * 7 + 13) & 0xFF
-    bad = tmp_path / "bad.mp4"
-    bad.write_bytes(bytes(data))
+    bad = make_damaged_clip(tmp_path)
     dst = tmp_path / "out.mkv"
     with pytest.raises(FFmpegError) as info:
         convert(bad, dst, preset=LOSSLESS, chunks=0.4)

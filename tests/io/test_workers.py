@@ -17,7 +17,8 @@ from clips import make_clip, requires_ffmpeg
 from didtv.api import convert
 from didtv.chunks import work_dir
 from didtv.errors import FFmpegError
-from test_chunks import LOSSLESS, ROOT, _ffmpeg, decoded, hidden_leftovers, make_cut_clip, video_times
+from test_chunks import (LOSSLESS, ROOT, decoded, hidden_leftovers, make_cut_clip, make_damaged_clip,
+                         video_times)
 
 pytestmark = requires_ffmpeg
 SAMPLE = ROOT / "didtv" / "samples" / "bikes-sample.mp4"
@@ -57,15 +58,7 @@ def test_workers_chunks_with_cuts_equal_one_pass(tmp_path):
 
 
 def test_a_failed_chunk_fails_the_file_in_one_line(tmp_path):
-    good = tmp_path / "good.mp4"
-    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=128x96:rate=25,trim=end_frame=50", "-c:v", "libx264",
-            "-preset", "ultrafast", "-g", "10", "-pix_fmt", "yuv420p", str(good))
-    data = bytearray(good.read_bytes())
-    mid = len(data) // 2
-    for i in range(mid, mid + 300):
-        data[i] = (data[i] * 7 + 13) & 0xFF
-    bad = tmp_path / "bad.mp4"
-    bad.write_bytes(bytes(data))
+    bad = make_damaged_clip(tmp_path)
     dst = tmp_path / "out.mkv"
     with pytest.raises(FFmpegError) as info:
         convert(bad, dst, preset=LOSSLESS, chunks=0.4, workers=2)
