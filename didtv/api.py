@@ -192,7 +192,7 @@ def convert(
     """
     import torch  # noqa: F401  (imported here: `import didtv` stays light)
 
-    from didtv.chunks import chunk_seconds
+    from didtv.chunks import chunk_seconds, parse_chunks
     from didtv.io.decode import decode_colour, even_size, fit_height, frame_timestamps, retime_plan, tool_safe_path
     from didtv.io.encode import container_of, measure_written, remux_mp4, write_container_hdr10
     from didtv.pipeline.runner import Runner
@@ -274,7 +274,8 @@ def convert(
                                preset.encode.mastering.max_luminance, sorted(pts), time_base, ts_start)
                 stages = encode_chunked(job, dst=dst, work=work, runner=runner, seconds=seconds,
                                         what=identity, out_mkv=tmp_mkv, metadata=metadata,
-                                        report=_chunk_reporter(on_progress, total), engine=pool, spec=spec)
+                                        report=_chunk_reporter(on_progress, total), engine=pool, spec=spec,
+                                        any_length=parse_chunks(chunks) == "auto")
             # -- after the frame loop: timing, verification, metadata, container (issue 5) --
             encoded = _retime_if_needed(retime_plan(pts, time_base, ts_start, info.fps), tmp_mkv,
                                         tmp_vfr, tmp_ts, warnings)

@@ -117,12 +117,13 @@ def convert_chunk(job: ChunkJob, chunk: Chunk, runner, out: Path, seed: dict | N
 
 def encode_chunked(job: ChunkJob, *, dst: Path, work: Work, runner, seconds: float, what: dict,
                    out_mkv: Path, metadata: dict, report: Callable | None = None,
-                   engine=None, spec=None):
+                   engine=None, spec=None, any_length: bool = False):
     """Convert every chunk not yet finished in ``work``, then join all of them with the source's
     other streams into ``out_mkv``. ``report(frames_done, frames_resumed, chunks_done,
     chunks_total, stats)`` is called as frames are done. ``engine`` (didtv.engine; default: this
     process, with ``runner``) runs the chunks, ``spec`` tells its workers how to build the model
-    (didtv.chunks.schedule). Returns the last stage clocks seen (None when every chunk was
+    (didtv.chunks.schedule); ``any_length``: resume a saved plan of another chunk length
+    (``--chunks auto``). Returns the last stage clocks seen (None when every chunk was
     already finished)."""
     from didtv.chunks.schedule import convert_chunks
     from didtv.engine.base import InlineEngine
@@ -132,7 +133,8 @@ def encode_chunked(job: ChunkJob, *, dst: Path, work: Work, runner, seconds: flo
     total = len(job.pts)
     max_frames = max(1, int(round(seconds * info.fps)))
     chunks, _ = work.plan({**what, "size": list(job.size), "chunk_frames": max_frames}, total,
-                          lambda: plan_chunks(total, max_frames, scan_cuts(info, job.size)))
+                          lambda: plan_chunks(total, max_frames, scan_cuts(info, job.size)),
+                          any_length=any_length)
     stats = convert_chunks(job, chunks, work, engine or InlineEngine(runner), spec,
                            has_condition=hasattr(runner.model, "condition_vector"), report=report)
     joined = work.path / "joined.mkv"

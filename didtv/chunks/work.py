@@ -81,12 +81,20 @@ class Work:
 
     # -- the plan -------------------------------------------------------------------------------
 
-    def plan(self, what: dict, total: int, make) -> tuple[list[Chunk], bool]:
+    def plan(self, what: dict, total: int, make, *, any_length: bool = False) -> tuple[list[Chunk], bool]:
         """The chunks of the conversion described by ``what`` (JSON-ready): the saved plan when
         it describes the same conversion, else ``make()``'s, saved after emptying the folder of
-        an older conversion's chunks. Returns (chunks, resumed)."""
+        an older conversion's chunks. ``any_length``: a saved plan with another ``chunk_frames``
+        is the same conversion (``--chunks auto``, whose length follows the workers: resuming
+        with another ``--workers`` keeps the finished chunks). Returns (chunks, resumed)."""
+        def same(saved_what) -> bool:
+            if not any_length or not isinstance(saved_what, dict):
+                return saved_what == what
+            return ({k: v for k, v in saved_what.items() if k != "chunk_frames"}
+                    == {k: v for k, v in what.items() if k != "chunk_frames"})
+
         saved = _read_json(self.path / "plan.json")
-        if saved is not None and saved.get("v") == PLAN_VERSION and saved.get("what") == what:
+        if saved is not None and saved.get("v") == PLAN_VERSION and same(saved.get("what")):
             try:
                 chunks = chunks_from_lists(saved["chunks"], total)
                 self.key = str(saved["key"])

@@ -184,3 +184,25 @@ def test_a_relative_weights_path_travels_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert ModelSpec(None, "runs/x/final.safetensors").model == str(tmp_path / "runs" / "x" / "final.safetensors")
     assert ModelSpec(None, "lite").model == "lite"
+
+
+def _finish_first(work, chunks):
+    part = work.partial_path(chunks[0], "t")
+    part.write_text(str(chunks[0].frames))
+    work.finish(chunks[0], None, part)
+
+
+@pytest.mark.parametrize("any_length, other, resumed", [
+    (True, {}, True),                 # --chunks auto, another --workers: the saved plan goes on
+    (False, {}, False),               # --chunks SECONDS changed: a new plan
+    (True, {"preset": "other"}, False),  # another conversion: a new plan however long the chunks
+])
+def test_a_saved_plan_of_another_chunk_length_resumes_under_auto(work, any_length, other, resumed):
+    what = {"preset": "p", "chunk_frames": 10}
+    first = _chunks([True, False, True])
+    assert work.plan(what, 30, lambda: first) == (first, False)
+    _finish_first(work, first)
+    second = _chunks([True, True], frames=15)
+    chunks, again = work.plan({**what, "chunk_frames": 15, **other}, 30, lambda: second, any_length=any_length)
+    assert again is resumed and chunks == (first if resumed else second)
+    assert (work.finished(first[0]) is not None) is resumed
