@@ -22,6 +22,7 @@ class Handle:
         self.key = next(_KEYS)
         self.kind, self.task, self.on_progress = kind, task, on_progress
         self.ref = None  # the engine's own reference (a Future, a Ray ObjectRef)
+        self.pool = None  # local engine: the process pool the task was submitted to (a retry after a death)
         self.outcome = None
         self.done = False
 

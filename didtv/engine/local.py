@@ -7,10 +7,11 @@ Progress comes back through a queue, frame by frame; a shared event asks running
 at their next frame (Ctrl-C, SIGTERM, a failed chunk), after which they clean up as an
 interrupted conversion does. Workers ignore SIGINT (the parent decides) and die with the parent
 (``PR_SET_PDEATHSIG``), so a parent killed with SIGKILL leaves no converting orphans behind.
-A worker that dies (killed, out of memory) fails the conversion with one line saying so (an
-error like any other: the CLI removes the finished chunks unless ``--keep-work``), and breaks
-the pool: in a batch, the files in flight and those not yet started fail too. The Ray engine
-(didtv.engine.ray_engine) retries such tasks instead.
+A worker that dies (killed, out of memory) breaks the process pool: the engine starts a new
+pool and submits again every task that was in flight or waiting, as Ray does (a task is run at
+most ``1 + TASK_RETRIES`` times; a retried chunk writes to a new temporary name and is accepted
+only after it verifies; a batch file's dead attempt leaves a hidden partial file whose PID is
+dead, which the batch removes). After the last retry the task fails with one line saying so.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from didtv.engine.base import Engine, Handle, run_task
 
 #: This worker's (queue, stop event), set by :func:`_init`.
 _WORKER: list = []
+#: How often a task is submitted again after its worker process died (as Ray's max_retries).
+TASK_RETRIES = 3
 
 
 def _die_with_parent() -> None:
@@ -64,21 +67,50 @@ class ProcessEngine(Engine):
 
         self.capacity = max(1, int(workers))
         self.threads = threads_per_worker(self.capacity)
-        ctx = multiprocessing.get_context("spawn")
+        self._ctx = ctx = multiprocessing.get_context("spawn")
         self._progress = ctx.Queue()
         self._stop = ctx.Event()
-        self._pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=self.capacity, mp_context=ctx, initializer=_init,
-            initargs=(self.threads, cpu_count(), self._progress, self._stop))
+        self._cores = cpu_count()
+        self._pool = self._new_pool()
         self._handles: dict[int, Handle] = {}
         self._lock = threading.Lock()
+        self._deaths: dict[int, int] = {}  # handle key -> times its worker died
+
+    def _new_pool(self):
+        return concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.capacity, mp_context=self._ctx, initializer=_init,
+            initargs=(self.threads, self._cores, self._progress, self._stop))
 
     def submit(self, kind: str, task, on_progress: Callable | None = None) -> Handle:
         handle = Handle(kind, task, on_progress)
         with self._lock:
+            self._submit(handle)
             self._handles[handle.key] = handle
-        handle.ref = self._pool.submit(_work, kind, handle.key, task)
         return handle
+
+    def _submit(self, handle: Handle) -> None:
+        """Into the current pool; into a new one when a worker's death has broken it (the tasks
+        in flight there learn it in :meth:`wait`). The caller holds the lock."""
+        try:
+            handle.ref = self._pool.submit(_work, handle.kind, handle.key, handle.task)
+        except concurrent.futures.process.BrokenProcessPool:
+            broken, self._pool = self._pool, self._new_pool()
+            broken.shutdown(wait=False)  # its futures fail with BrokenProcessPool: retried in wait()
+            handle.ref = self._pool.submit(_work, handle.kind, handle.key, handle.task)
+        handle.pool = self._pool
+
+    def _retry(self, handle: Handle) -> bool:
+        """Submit ``handle`` again after its worker died, in a new pool unless another task's
+        death replaced the broken one already; False when it died too often or the run stops."""
+        with self._lock:  # a batch waits for its files from several threads
+            deaths = self._deaths[handle.key] = self._deaths.get(handle.key, 0) + 1
+            if deaths > TASK_RETRIES or self._stop.is_set():
+                return False
+            if handle.pool is self._pool:
+                broken, self._pool = self._pool, self._new_pool()
+                broken.shutdown(wait=False)  # its futures fail with BrokenProcessPool: retried in wait()
+            self._submit(handle)
+            return True
 
     def _drain(self) -> None:
         with self._lock:
@@ -102,7 +134,9 @@ class ProcessEngine(Engine):
             try:
                 handle.outcome = f.result()
             except concurrent.futures.process.BrokenProcessPool:
-                handle.outcome = _died()
+                if self._retry(handle):
+                    continue
+                handle.outcome = _died(self._deaths[handle.key])
             except concurrent.futures.CancelledError:
                 from didtv.engine.tasks import TaskError
 
@@ -116,7 +150,7 @@ class ProcessEngine(Engine):
     def stop(self) -> None:
         self._stop.set()
         with self._lock:
-            running = [h.ref for h in self._handles.values()]
+            running = [h.ref for h in self._handles.values() if h.ref is not None]
         for f in running:
             f.cancel()  # not started yet: never starts
         concurrent.futures.wait(running)
@@ -127,8 +161,9 @@ class ProcessEngine(Engine):
         self._progress.join_thread()
 
 
-def _died():
+def _died(times: int):
     from didtv.engine.tasks import TaskError
 
-    return TaskError("DidtvError", "a worker process died (killed, or out of memory); "
-                     "run the same command again")
+    count = "once" if times == 1 else f"{times} times"
+    return TaskError("DidtvError", f"a worker process died {count} on this task (killed, or out of "
+                     "memory); run the same command again")

@@ -36,6 +36,24 @@ def _ffmpeg(*args: str) -> None:
                    check=True, capture_output=True)
 
 
+def worker_writing(folder: Path, partial: str = ".partial") -> int | None:
+    """The PID of the process (a worker process, a Ray worker) whose FFmpeg child writes a chunk in ``folder``."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = Path(entry.path, "cmdline").read_bytes().decode(errors="replace")
+            if "ffmpeg" not in cmd or str(folder) not in cmd or partial not in cmd:
+                continue
+            status = Path(entry.path, "status").read_text()
+        except OSError:
+            continue
+        ppid = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("PPid:")))
+        if ppid != os.getpid():  # not this process's own ffmpeg
+            return ppid
+    return None
+
+
 def make_damaged_clip(folder: Path) -> Path:
     """50 frames of H.264 (a keyframe every 10) with 300 bytes in the middle scrambled: decoding
     fails part-way (the 'damaged video' line)."""

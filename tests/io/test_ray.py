@@ -20,7 +20,7 @@ from clips import make_clip, requires_ffmpeg  # noqa: E402
 from didtv.api import convert  # noqa: E402
 from didtv.batch import convert_batch  # noqa: E402
 from didtv.chunks import work_dir  # noqa: E402
-from test_chunks import LOSSLESS, decoded, hidden_leftovers, make_cut_clip, video_times  # noqa: E402
+from test_chunks import LOSSLESS, decoded, hidden_leftovers, make_cut_clip, video_times, worker_writing  # noqa: E402
 
 pytestmark = requires_ffmpeg
 
@@ -49,24 +49,6 @@ def test_chunks_as_ray_tasks_equal_one_pass(tmp_path, cluster):
     assert not ray.is_initialized()  # the engine disconnected
 
 
-def _ray_worker_writing(folder: Path, partial: str = ".partial") -> int | None:
-    """The PID of the process (a Ray worker) whose FFmpeg child writes a chunk in ``folder``."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = Path(entry.path, "cmdline").read_bytes().decode(errors="replace")
-            if "ffmpeg" not in cmd or str(folder) not in cmd or partial not in cmd:
-                continue
-            status = Path(entry.path, "status").read_text()
-        except OSError:
-            continue
-        ppid = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("PPid:")))
-        if ppid != os.getpid():  # not this process's own ffmpeg
-            return ppid
-    return None
-
-
 def test_a_killed_worker_is_retried_and_the_output_is_right(tmp_path, cluster):
     src = make_clip(tmp_path / "long.mp4", frames=120, size=(320, 240))
     dst = tmp_path / "ray.mkv"
@@ -75,7 +57,7 @@ def test_a_killed_worker_is_retried_and_the_output_is_right(tmp_path, cluster):
     def killer() -> None:
         deadline = time.monotonic() + 60
         while not killed and time.monotonic() < deadline:
-            pid = _ray_worker_writing(work_dir(dst))
+            pid = worker_writing(work_dir(dst))
             if pid is not None:
                 time.sleep(0.3)  # in the middle of its chunk
                 os.kill(pid, signal.SIGKILL)
@@ -311,7 +293,7 @@ def _when_a_node_writes(action) -> tuple[threading.Thread, list[int]]:
     def watch() -> None:
         deadline = time.monotonic() + 60
         while not seen and time.monotonic() < deadline:
-            pid = _ray_worker_writing(cache_root(), "didtv-partial")
+            pid = worker_writing(cache_root(), "didtv-partial")
             if pid is not None:
                 time.sleep(0.3)  # in the middle of its file
                 action(pid)

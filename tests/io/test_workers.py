@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,7 @@ from didtv.api import convert
 from didtv.chunks import work_dir
 from didtv.errors import FFmpegError
 from test_chunks import (LOSSLESS, ROOT, decoded, hidden_leftovers, make_cut_clip, make_damaged_clip,
-                         video_times)
+                         video_times, worker_writing)
 
 pytestmark = requires_ffmpeg
 SAMPLE = ROOT / "didtv" / "samples" / "bikes-sample.mp4"
@@ -66,6 +69,35 @@ def test_a_failed_chunk_fails_the_file_in_one_line(tmp_path):
     assert "\n" not in msg and "chunk " in msg and "/5 (00:00:0" in msg and "damaged video" in msg, msg
     assert not dst.exists() and not work_dir(dst).exists()
     assert hidden_leftovers(tmp_path) == []
+
+
+def test_a_killed_worker_is_retried_and_the_output_is_right(tmp_path):
+    # SIGKILL of a worker process in the middle of its chunk breaks the process pool: the engine
+    # starts a new one and runs the chunks that were in flight again (their attempts' files are
+    # never taken); the output is that of one pass
+    src = make_clip(tmp_path / "long.mp4", frames=120, size=(320, 240))
+    dst = tmp_path / "two.mkv"
+    killed: list[int] = []
+
+    def killer() -> None:
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            pid = worker_writing(work_dir(dst))
+            if pid is not None:
+                time.sleep(0.3)  # in the middle of its chunk
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    out = convert(src, dst, preset=LOSSLESS, chunks=1.6, workers=2)
+    thread.join(timeout=5)
+    assert killed, "no worker was seen writing a chunk"
+    one = convert(src, tmp_path / "one.mkv", preset=LOSSLESS, chunks="off")
+    assert np.array_equal(decoded(one.output), decoded(out.output))
+    assert video_times(one.output) == video_times(out.output)
+    assert not work_dir(dst).exists() and hidden_leftovers(tmp_path) == []
 
 
 def test_batch_files_in_two_workers(tmp_path):
