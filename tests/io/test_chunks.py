@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +53,26 @@ def worker_writing(folder: Path, partial: str = ".partial") -> int | None:
         if ppid != os.getpid():  # not this process's own ffmpeg
             return ppid
     return None
+
+
+def kill_a_worker_writing(folder: Path) -> tuple[threading.Thread, list[int]]:
+    """A thread that SIGKILLs the first worker seen writing a chunk in ``folder``, 0.3 s into it
+    (within 60 s); the list gets its PID."""
+    killed: list[int] = []
+
+    def killer() -> None:
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            pid = worker_writing(folder)
+            if pid is not None:
+                time.sleep(0.3)  # in the middle of its chunk
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    return thread, killed
 
 
 def make_damaged_clip(folder: Path) -> Path:

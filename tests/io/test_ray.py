@@ -20,7 +20,8 @@ from clips import make_clip, requires_ffmpeg  # noqa: E402
 from didtv.api import convert  # noqa: E402
 from didtv.batch import convert_batch  # noqa: E402
 from didtv.chunks import work_dir  # noqa: E402
-from test_chunks import LOSSLESS, decoded, hidden_leftovers, make_cut_clip, video_times, worker_writing  # noqa: E402
+from test_chunks import (LOSSLESS, decoded, hidden_leftovers, kill_a_worker_writing, make_cut_clip,  # noqa: E402
+                         video_times, worker_writing)
 
 pytestmark = requires_ffmpeg
 
@@ -52,20 +53,7 @@ def test_chunks_as_ray_tasks_equal_one_pass(tmp_path, cluster):
 def test_a_killed_worker_is_retried_and_the_output_is_right(tmp_path, cluster):
     src = make_clip(tmp_path / "long.mp4", frames=120, size=(320, 240))
     dst = tmp_path / "ray.mkv"
-    killed: list[int] = []
-
-    def killer() -> None:
-        deadline = time.monotonic() + 60
-        while not killed and time.monotonic() < deadline:
-            pid = worker_writing(work_dir(dst))
-            if pid is not None:
-                time.sleep(0.3)  # in the middle of its chunk
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
+    thread, killed = kill_a_worker_writing(work_dir(dst))
     out = convert(src, dst, preset=LOSSLESS, chunks=1.6, engine="ray", address=cluster.address)
     thread.join(timeout=5)
     assert killed, "no Ray worker was seen writing a chunk"

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +18,7 @@ from didtv.api import convert
 from didtv.chunks import work_dir
 from didtv.errors import FFmpegError
 from test_chunks import (LOSSLESS, ROOT, decoded, hidden_leftovers, make_cut_clip, make_damaged_clip,
-                         video_times, worker_writing)
+                         video_times, kill_a_worker_writing)
 
 pytestmark = requires_ffmpeg
 SAMPLE = ROOT / "didtv" / "samples" / "bikes-sample.mp4"
@@ -77,20 +74,7 @@ def test_a_killed_worker_is_retried_and_the_output_is_right(tmp_path):
     # never taken); the output is that of one pass
     src = make_clip(tmp_path / "long.mp4", frames=120, size=(320, 240))
     dst = tmp_path / "two.mkv"
-    killed: list[int] = []
-
-    def killer() -> None:
-        deadline = time.monotonic() + 60
-        while not killed and time.monotonic() < deadline:
-            pid = worker_writing(work_dir(dst))
-            if pid is not None:
-                time.sleep(0.3)  # in the middle of its chunk
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
+    thread, killed = kill_a_worker_writing(work_dir(dst))
     out = convert(src, dst, preset=LOSSLESS, chunks=1.6, workers=2)
     thread.join(timeout=5)
     assert killed, "no worker was seen writing a chunk"
