@@ -78,8 +78,9 @@ class ConvertResult:
 
 
 def partial_path(dst: Path, suffix: str) -> Path:
-    """The temporary file next to ``dst``; hidden and clearly unfinished."""
-    return dst.with_name(f".{dst.name}.didtv-partial-{os.getpid()}{suffix}")
+    """The temporary file next to ``dst``; hidden, clearly unfinished, naming machine and PID."""
+    from didtv.batch.discovery import host_tag
+    return dst.with_name(f".{dst.name}.didtv-partial-{host_tag()}-{os.getpid()}{suffix}")
 
 
 def check_output(src: Path, dst: Path, *, overwrite: bool) -> None:

@@ -17,7 +17,7 @@ The design, the JSON report schema and the resumption rules are in docs/batch.md
 * **Resumption**: an existing output is skipped only after :func:`verify_output` accepts it
   (HEVC Main10 with HDR10 metadata, a ``DIDTV`` tag naming the same source fingerprint and
   options, the source's exact frame count, decodable); anything else is converted again and
-  replaced atomically. Stale ``.NAME.didtv-partial-PID.*`` files of dead processes are removed.
+  replaced atomically. Stale ``.NAME.didtv-partial-HOST-PID.*`` files of dead processes are removed.
 * **Isolation**: one file's failure (any exception but an interrupt) is recorded with a one-line
   reason and the batch goes on.
 * **Interrupts**: KeyboardInterrupt (the CLI turns SIGTERM into one) stops the batch once the

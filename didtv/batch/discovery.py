@@ -20,8 +20,20 @@ VIDEO_EXTENSIONS = frozenset({
     ".y4m", ".nut", ".rm", ".rmvb", ".divx", ".h264", ".264", ".h265", ".265", ".hevc",
 })
 
-#: ``.NAME.didtv-partial-PID.SUFFIX``: what :func:`didtv.api.partial_path` writes.
-PARTIAL_RE = re.compile(r"^\..+\.didtv-partial-(\d+)(\..*)?$")
+#: ``.NAME.didtv-partial-HOST-PID.SUFFIX``: what :func:`didtv.api.partial_path` writes (HOST:
+#: :func:`host_tag` of the machine writing it; older files and the batch report have none).
+PARTIAL_RE = re.compile(r"^\..+\.didtv-partial-(?:(h[0-9a-f]{8})-)?(\d+)(\..*)?$")
+#: A partial file of another machine (a Ray node) that nobody has written for this long is stale
+#: (its PID means nothing here; a conversion in progress writes its file all the time).
+OTHER_HOST_STALE_SECONDS = 24 * 3600
+
+
+def host_tag() -> str:
+    """This machine, in partial file names: ``h`` + 8 hex digits of a hash of its host name."""
+    import hashlib
+    import socket
+
+    return "h" + hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -158,22 +170,34 @@ def _pid_alive(pid: int) -> bool:
 
 
 def clean_stale_partials(out_dir: Path) -> list[str]:
-    """Remove ``.NAME.didtv-partial-PID.*`` files under ``out_dir`` whose process is gone (a
-    run killed with SIGKILL or a power cut). Those of live processes (another didtv writing
-    into the same folder) are left alone; being hidden, they are never taken for outputs.
-    Returns the removed paths, relative to ``out_dir``."""
+    """Remove ``.NAME.didtv-partial-HOST-PID.*`` files under ``out_dir`` whose process is gone (a
+    run killed with SIGKILL or a power cut): of this machine, when the PID is not alive; of
+    another machine (a Ray node on a shared filesystem), when not written for
+    :data:`OTHER_HOST_STALE_SECONDS`. Those of live processes (another didtv writing into the
+    same folder) are left alone; being hidden, they are never taken for outputs. Returns the
+    removed paths, relative to ``out_dir``."""
+    import time
+
     removed: list[str] = []
     if not out_dir.is_dir():
         return removed
+    here = host_tag()
     for root, _dirs, files in os.walk(out_dir, followlinks=False):
         for name in files:
             m = PARTIAL_RE.match(name)
             if not m:
                 continue
-            pid = int(m.group(1))
-            if pid == os.getpid() or _pid_alive(pid):
-                continue
             p = Path(root) / name
+            if m.group(1) in (None, here):
+                pid = int(m.group(2))
+                if pid == os.getpid() or _pid_alive(pid):
+                    continue
+            else:
+                try:
+                    if time.time() - p.stat().st_mtime < OTHER_HOST_STALE_SECONDS:
+                        continue
+                except OSError:
+                    continue
             try:
                 p.unlink()
                 removed.append(p.relative_to(out_dir).as_posix())

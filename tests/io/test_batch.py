@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from clips import make_clip, requires_ffmpeg
 from didtv.api import conversion_options
 from didtv.batch import schedule as batch_schedule
+from didtv.batch.discovery import PARTIAL_RE, host_tag
 from didtv.batch import (BatchInterrupted, REPORT_SCHEMA_VERSION, clean_stale_partials, convert_batch,
                          verify_output)
 from didtv.errors import ModelError, OutputError
@@ -194,13 +196,30 @@ def test_decode_check_goes_through_the_runner_logged_and_timed(tmp_path, monkeyp
 def test_stale_partials_removed_live_ones_kept(tmp_path):
     out = tmp_path / "out"
     (out / "sub").mkdir(parents=True)
-    dead = out / "sub" / ".v.mkv.didtv-partial-999999999.mkv"  # no such PID
-    live = out / f".w.mkv.didtv-partial-{os.getppid()}.mkv"  # our parent: alive
+    here = host_tag()
+    dead = out / "sub" / f".v.mkv.didtv-partial-{here}-999999999.mkv"  # no such PID
+    old_dead = out / ".u.mkv.didtv-partial-999999999.mkv"  # a name without the machine (before)
+    live = out / f".w.mkv.didtv-partial-{here}-{os.getppid()}.mkv"  # our parent: alive
+    # another machine's (a Ray node's): its PID means nothing here; kept while written lately
+    away_fresh = out / f".x.mkv.didtv-partial-h00000000-{os.getppid()}.mkv"
+    away_old = out / ".y.mkv.didtv-partial-h00000000-1.mkv"
     other = out / ".notes"
-    for p in (dead, live, other):
+    for p in (dead, old_dead, live, away_fresh, away_old, other):
         p.write_bytes(b"x")
-    assert clean_stale_partials(out) == ["sub/.v.mkv.didtv-partial-999999999.mkv"]
-    assert not dead.exists() and live.exists() and other.exists()
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(away_old, (two_days_ago, two_days_ago))
+    assert clean_stale_partials(out) == [".u.mkv.didtv-partial-999999999.mkv", away_old.name,
+                                         f"sub/{dead.name}"]
+    assert live.exists() and away_fresh.exists() and other.exists()
+    assert not dead.exists() and not old_dead.exists() and not away_old.exists()
+
+
+def test_partial_files_name_this_machine(tmp_path):
+    from didtv.api import partial_path
+
+    name = partial_path(tmp_path / "a.mkv", ".mkv").name
+    m = PARTIAL_RE.match(name)
+    assert m and m.group(1) == host_tag() and int(m.group(2)) == os.getpid()
 
 
 def test_interrupt_cleans_up_and_next_run_continues(tmp_path):
