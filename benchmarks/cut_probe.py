@@ -49,7 +49,7 @@ def main() -> None:
         frames = list(itertools.islice(reader, 20))
     a = frames[:10]
     b = [np.ascontiguousarray(f[:, ::-1, ::-1]) for f in frames[10:]]
-    for name in args.model or ["tiny", "full"]:
+    for name in args.model or ["tiny", "lite"]:
         net = load_model(name)
         for span in (True, False):
             for guard in (False, True):

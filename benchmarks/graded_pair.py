@@ -38,7 +38,7 @@ from didtv.metrics.basic import delta_e_itp, psnr
 
 GRADED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "graded"
 SDR_FILE, HDR_FILE = "seine_sdr_gainmap_srgb.jpg", "seine_hdr_srgb_PQ16.png"
-DEFAULT_MODELS = ("bt2408", "bt2446a", "tiny", "full", "lite")
+DEFAULT_MODELS = ("bt2408", "bt2446a", "tiny", "lite")
 STILL_FRAMES = 7
 MULTIPLE = 8
 

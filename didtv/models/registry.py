@@ -45,6 +45,8 @@ class ModelInfo:
     config: Mapping[str, Any] = field(default_factory=dict)
     weights: str | None = None
     description: str = ""
+    # why the package has no weights for it, where that is a decision (said when it is asked for)
+    unshipped: str = ""
 
     @property
     def learned(self) -> bool:
@@ -182,8 +184,9 @@ def load_model(name: str | Path, *, pretrained: bool = True, device: str = "cpu"
             wpath = info.weights_path
             if not info.weights_present():
                 raise ModelError(
-                    f"model {info.name!r} has no trained weights yet (expected {wpath})",
-                    hint="use --model bt2408, or pass a .safetensors file trained with 'didtv train'",
+                    f"model {info.name!r} has no trained weights "
+                    + (f"in this package: {info.unshipped}" if info.unshipped else f"yet (expected {wpath})"),
+                    hint="use --model lite, tiny or bt2408, or pass a .safetensors file trained with 'didtv train'",
                 )
             arch, config, state, _ = read_weights(wpath)
             if arch != info.arch or _with_defaults(arch, config) != _with_defaults(info.arch, info.config):
@@ -213,7 +216,9 @@ def _register_builtins() -> None:
     tiny = {**full, "name": "tiny", "channels": 32, "offset_channels": 16, "cond_channels": 16,
             "cond_size": 32}
     register(ModelInfo("full", "didnet", full, "didnet-full.safetensors", description=(
-        "DIDNet: 7-frame deformable artifact removal + condition-modulated (DMC) tone mapping")))
+        "DIDNet: 7-frame deformable artifact removal + condition-modulated (DMC) tone mapping"),
+        unshipped=("not shipped since 2026-12-06, behind Tiny on the held-out protocol "
+                   "(docs/model-card.md, 'DIDNet Full'; train it with didtv/train/configs/full.toml)")))
     register(ModelInfo("tiny", "didnet", tiny, "didnet-tiny.safetensors", description=(
         "DIDNet Tiny: the same design with half the channels, about 1/3 of the cost")))
     # Literal copy of didtv.models.lite.LITE_CONFIG (tests/unit/test_lite.py checks they agree).

@@ -83,7 +83,7 @@ def test_convert_summary_says_which_model_auto_ran_and_why(tmp_path):
 def test_convert_errors_are_one_line(tmp_path, monkeypatch, args, code, needle):
     from didtv.models import registry
 
-    # Both DIDNet variants ship weights; an empty weights folder stands for a clone without them.
+    # An empty weights folder stands for a clone without weights (Full ships none since 2026-12-06).
     monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path / "no-weights")
     src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=3)
     res = _run("convert", str(src), str(tmp_path / "out.mkv"), *args)

@@ -175,7 +175,7 @@ def test_output_equal_to_input_is_refused(tmp_path):
 def test_missing_weights_fail_before_any_output(tmp_path, monkeypatch):
     from didtv.models import registry
 
-    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path / "no-weights")  # both variants ship weights
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path / "no-weights")  # a clone without weights
     src = make_clip(tmp_path / "in.mp4", size=(64, 48), frames=3)
     with pytest.raises(ModelError, match="no trained weights"):
         convert(src, tmp_path / "o.mkv", model="full")

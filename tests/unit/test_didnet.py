@@ -55,6 +55,23 @@ def test_registry_configs_are_the_module_configs():
     assert registry.get_info("tiny").learned
 
 
+def test_a_model_without_weights_says_why(tmp_path, monkeypatch):
+    # Full is registered (it trains, and a weights file put in didtv/weights/ is used) but its
+    # weights are not shipped: asking for it says so, in one line with a way out
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(ModelError) as full:
+        registry.load_model("full")
+    assert "not shipped" in str(full.value) and "\n" not in str(full.value)
+    assert "--model lite, tiny or bt2408" in full.value.hint
+    with pytest.raises(ModelError, match="no trained weights yet"):
+        registry.load_model("tiny")
+
+
+def test_the_package_ships_lite_and_tiny_weights_and_not_full():
+    assert registry.get_info("lite").weights_present() and registry.get_info("tiny").weights_present()
+    assert not (registry.WEIGHTS_DIR / "didnet-full.safetensors").exists()
+
+
 def test_config_is_json_and_rebuilds_the_same_network(tiny):
     assert json.loads(json.dumps(tiny.config)) == tiny.config
     again = DIDNet(**tiny.config)

@@ -66,4 +66,6 @@ def test_batching_gives_the_same_frames():
     three = list(Runner(net, device="cpu", batch=3).process(frames))
     assert len(three) == 5
     for a, b in zip(one, three):
-        np.testing.assert_allclose(a, b, atol=2e-6)
+        # fp32 sums in another order (batched convolutions): 1e-5 is 1% of a 10-bit code; the
+        # retrained Tiny's weights showed 3.8e-6 on one value of 1152
+        np.testing.assert_allclose(a, b, atol=1e-5)
