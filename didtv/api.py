@@ -324,7 +324,7 @@ def _one_pass(info: VideoInfo, size: tuple[int, int], preset: Preset, runner, tm
     """The frame loop of a one-pass conversion: decode -> model -> x265 into ``tmp_mkv``."""
     from didtv.io.decode import FrameReader
     from didtv.io.encode import HDR10Writer
-    from didtv.pipeline.stages import run_stages
+    from didtv.pipeline.stages import queue_depth, run_stages
 
     with FrameReader(info, size) as reader:
         writer = HDR10Writer(tmp_mkv, width=size[0], height=size[1], fps=info.fps,
@@ -365,12 +365,6 @@ def _chunk_reporter(on_progress, total: int):
     def report(done: int, resumed: int, chunks_done: int, chunks_total: int, stats) -> None:
         on_progress(Progress(done, total, time.monotonic() - start, stats, chunks_done, chunks_total, resumed))
     return report
-
-
-def queue_depth(frame_bytes: int, budget: int = 256 << 20) -> int:
-    """Frames each stage queue may hold: about ``budget`` bytes, between 2 and 8 frames
-    (8 at 1080p and below, 2 at 4K: 100 MB per float32 frame)."""
-    return max(2, min(8, budget // max(1, frame_bytes)))
 
 
 def _input_notes(info: VideoInfo, size: tuple[int, int]) -> list[str]:

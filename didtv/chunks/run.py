@@ -79,10 +79,9 @@ def convert_chunk(job: ChunkJob, chunk: Chunk, runner, out: Path, seed: dict | N
                   on_frame: Callable | None = None, seek: bool = True):
     """Decode ``chunk.lo .. chunk.hi``, run the model, write ``chunk.start .. chunk.end`` to
     ``out`` (video only). Returns (the ChunkShot after the run, the stage clocks)."""
-    from didtv.api import queue_depth
     from didtv.io.decode import FrameReader
     from didtv.io.encode import HDR10Writer
-    from didtv.pipeline.stages import run_stages
+    from didtv.pipeline.stages import queue_depth, run_stages
 
     width, height = job.size
     shot = ChunkShot(chunk.start - chunk.lo, chunk.frames, seed)

@@ -104,6 +104,12 @@ def _get(q: queue.Queue, stop: threading.Event):
             continue
 
 
+def queue_depth(frame_bytes: int, budget: int = 256 << 20) -> int:
+    """Frames each stage queue may hold: about ``budget`` bytes, between 2 and 8 frames
+    (8 at 1080p and below, 2 at 4K: 100 MB per float32 frame)."""
+    return max(2, min(8, budget // max(1, frame_bytes)))
+
+
 def run_stages(
     frames: Iterable[T],
     transform: Callable[[Iterator[T]], Iterator[U]],
