@@ -157,11 +157,12 @@ def command(src, dst, model, preset, crf, x265_preset, lossless, overwrite, forc
                                    "(otherwise DST's extension decides)")
     elif chunks != "auto" or keep_work:
         raise click.UsageError("--chunks and --keep-work apply to a single file (folders: auto)")
-    for option, value in (("--address", address), ("--ray-data", ray_data), ("--task-cpus", task_cpus)):
-        if value is not None and engine != "ray":
-            raise click.UsageError(f"{option} applies to --engine ray")
-    if task_cpus is not None and not 0 < task_cpus < float("inf"):
-        raise click.BadParameter(f"must be a positive number of CPUs, got {task_cpus:g}", param_hint="--task-cpus")
+    from didtv.engine import check_engine
+
+    try:  # the library's checks of --engine, --workers, --address, --ray-data, --task-cpus
+        check_engine(engine, workers, address, data=ray_data, task_cpus=task_cpus)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
     if batch and (jobs or 1) > 1 and ((workers or 1) > 1 or engine == "ray"):
         raise click.UsageError("--jobs (threads in this process) and --workers / --engine ray "
                                "(processes) exclude each other: use --workers")
