@@ -94,10 +94,15 @@ class ProcessEngine(Engine):
         try:
             handle.ref = self._pool.submit(_work, handle.kind, handle.key, handle.task)
         except concurrent.futures.process.BrokenProcessPool:
-            broken, self._pool = self._pool, self._new_pool()
-            broken.shutdown(wait=False)  # its futures fail with BrokenProcessPool: retried in wait()
+            self._renew_pool()
             handle.ref = self._pool.submit(_work, handle.kind, handle.key, handle.task)
         handle.pool = self._pool
+
+    def _renew_pool(self) -> None:
+        """A new pool for the broken one (its futures fail with BrokenProcessPool: retried in
+        :meth:`wait`). The caller holds the lock."""
+        broken, self._pool = self._pool, self._new_pool()
+        broken.shutdown(wait=False)
 
     def _retry(self, handle: Handle) -> bool:
         """Submit ``handle`` again after its worker died, in a new pool unless another task's
@@ -107,8 +112,7 @@ class ProcessEngine(Engine):
             if deaths > TASK_RETRIES or self._stop.is_set():
                 return False
             if handle.pool is self._pool:
-                broken, self._pool = self._pool, self._new_pool()
-                broken.shutdown(wait=False)  # its futures fail with BrokenProcessPool: retried in wait()
+                self._renew_pool()
             self._submit(handle)
             return True
 
