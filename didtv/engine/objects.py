@@ -163,10 +163,10 @@ class Shipper:
     def land(self, kind: str, task, value):
         """The outcome the scheduler expects, from what the task returned: its bytes written to
         the attempt's temporary name (``out`` of the outcome), paths named as on this machine."""
-        from didtv.engine.tasks import TaskError
+        from didtv.engine.tasks import TaskError, attempt_path
 
         if kind == "chunk":
-            src, out = task.job.info.path, Path(task.out.replace("{attempt}", secrets.token_hex(4)))
+            src, out = task.job.info.path, attempt_path(task.out)
             names = {SOURCE: src, SCRATCH: str(out.parent), OUTPUT: str(out)}
         else:
             from didtv.api import partial_path

@@ -132,6 +132,14 @@ def chunk_runner(spec: ModelSpec):
     return runner
 
 
+def attempt_path(out: str) -> Path:
+    """The chunk file of one attempt: ``out`` with its "{attempt}" made unique, so a retried
+    task (its worker died) never writes into the file of the attempt before it."""
+    import secrets
+
+    return Path(out.replace("{attempt}", secrets.token_hex(4)))
+
+
 def run_chunk(task: ChunkTask, send: Callable | None = None,
               stopped: Callable[[], bool] | None = None, runner=None, capture: bool = True):
     """Convert one chunk into ``task.out``. Returns :class:`ChunkDone` or (``capture``) a
@@ -147,11 +155,8 @@ def run_chunk(task: ChunkTask, send: Callable | None = None,
             send(stats.clocks["model"].frames, stats)
 
     def go() -> ChunkDone:
-        import secrets
-
         t0 = time.monotonic()
-        # a retried task (its worker died) never writes into the file of the attempt before it
-        out = Path(task.out.replace("{attempt}", secrets.token_hex(4)))
+        out = attempt_path(task.out)
         shot, stages = convert_chunk_named(task.job, task.chunk, runner or chunk_runner(task.spec),
                                            out, task.seed, on_frame, task.total)
         return ChunkDone(shot.end_state, shot.fresh, time.monotonic() - t0, os.getpid(),
