@@ -67,16 +67,18 @@ class ProcessEngine(Engine):
 
         self.capacity = max(1, int(workers))
         self.threads = threads_per_worker(self.capacity)
-        self._ctx = ctx = multiprocessing.get_context("spawn")
-        self._progress = ctx.Queue()
-        self._stop = ctx.Event()
+        self._ctx = multiprocessing.get_context("spawn")
         self._cores = cpu_count()
         self._pool = self._new_pool()
         self._handles: dict[int, Handle] = {}
         self._lock = threading.Lock()
         self._deaths: dict[int, int] = {}  # handle key -> times its worker died
+        self._stopping = False  # stop() was called (read here, never from a shared Event)
 
     def _new_pool(self):
+        """A pool with its own progress queue and stop event: a worker killed while it holds
+        their locks (it takes them on every frame) leaves them unusable for any other process."""
+        self._progress, self._stop = self._ctx.Queue(), self._ctx.Event()
         return concurrent.futures.ProcessPoolExecutor(
             max_workers=self.capacity, mp_context=self._ctx, initializer=_init,
             initargs=(self.threads, self._cores, self._progress, self._stop))
@@ -101,15 +103,17 @@ class ProcessEngine(Engine):
     def _renew_pool(self) -> None:
         """A new pool for the broken one (its futures fail with BrokenProcessPool: retried in
         :meth:`wait`). The caller holds the lock."""
-        broken, self._pool = self._pool, self._new_pool()
+        broken, progress = self._pool, self._progress
+        self._pool = self._new_pool()
         broken.shutdown(wait=False)
+        progress.close()  # its last frames' progress is lost; read from the new queue on
 
     def _retry(self, handle: Handle) -> bool:
         """Submit ``handle`` again after its worker died, in a new pool unless another task's
         death replaced the broken one already; False when it died too often or the run stops."""
         with self._lock:  # a batch waits for its files from several threads
             deaths = self._deaths[handle.key] = self._deaths.get(handle.key, 0) + 1
-            if deaths > TASK_RETRIES or self._stop.is_set():
+            if deaths > TASK_RETRIES or self._stopping:
                 return False
             if handle.pool is self._pool:
                 self._renew_pool()
@@ -152,6 +156,7 @@ class ProcessEngine(Engine):
         return finished
 
     def stop(self) -> None:
+        self._stopping = True
         self._stop.set()
         with self._lock:
             running = [h.ref for h in self._handles.values() if h.ref is not None]
